@@ -1,0 +1,1 @@
+"""REST API adapter (FastAPI): routers per resource, auth dependencies, problem+json errors."""

@@ -1,0 +1,1 @@
+"""The registry: ORM models, schemas, use-case services and migrations (the source of truth)."""

@@ -1,0 +1,104 @@
+"""Keeps the in-memory gallery index in step with the database (the source of truth).
+
+The index is a cache: it holds only vectors keyed by the opaque integer id of their
+`BiometricRecord`, and a watermark (the highest record id it reflects). At start it is loaded
+from its snapshot and caught up from the database; if the snapshot is ahead of the database
+(e.g. the database was restored from an older backup) it is rebuilt from scratch. Every
+enrolment catches up under the enrolment lock before searching, so several API processes on one
+PostgreSQL database each see the others' commits.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from sanad.abis.index import GalleryIndex, IndexFileError, load_index, make_index
+from sanad.abis.templates import decode_template
+from sanad.biometrics.synthetic import FACE_DIM
+from sanad.registry.models import BiometricRecord
+from sanad.registry.sealing import TemplateSealer
+
+FACE = "face"
+
+
+def template_aad(person_id: uuid.UUID, modality: str) -> bytes:
+    """Associated data binding a sealed template to its person and modality."""
+    return f"{person_id}:{modality}".encode()
+
+
+class Gallery:
+    """The face gallery of one process: index + lock + catch-up from the database."""
+
+    def __init__(self, index: GalleryIndex, sealer: TemplateSealer, path: Path | None) -> None:
+        self.index = index
+        self.sealer = sealer
+        self.path = path
+        # Serialises search→commit→add inside this process; PostgreSQL additionally takes an
+        # advisory lock so that separate processes serialise too.
+        self.lock = threading.RLock()
+
+    @classmethod
+    def open(cls, *, kind: str, sealer: TemplateSealer, path: Path | None) -> Gallery:
+        index: GalleryIndex = make_index(kind, FACE_DIM)
+        if path is not None and path.exists():
+            try:
+                index = load_index(kind, path)
+            except IndexFileError:
+                # A damaged snapshot is only a cache: start empty and rebuild from the database.
+                index = make_index(kind, FACE_DIM)
+        return cls(index, sealer, path)
+
+    def catch_up(self, session: Session, *, batch: int = 20_000) -> int:
+        """Add every committed face record newer than the watermark; returns how many."""
+        with self.lock:
+            db_max = session.scalar(select(func.max(BiometricRecord.id))) or 0
+            if self.index.watermark > db_max:
+                self.index = make_index(self.index.identifier, FACE_DIM)
+            added = 0
+            while True:
+                rows = session.execute(
+                    select(BiometricRecord.id, BiometricRecord.person_id, BiometricRecord.template)
+                    .where(BiometricRecord.modality == FACE)
+                    .where(BiometricRecord.id > self.index.watermark)
+                    .order_by(BiometricRecord.id)
+                    .limit(batch)
+                ).all()
+                if not rows:
+                    break
+                self._add(
+                    [r.id for r in rows],
+                    [self.sealer.open(r.template, aad=template_aad(r.person_id, FACE)) for r in rows],
+                )
+                added += len(rows)
+            if db_max > self.index.watermark:
+                # Records of other modalities advance the watermark too.
+                self.index.add(
+                    np.empty(0, dtype=np.int64), np.empty((0, FACE_DIM), np.float32),
+                    watermark=db_max,
+                )
+            return added
+
+    def _add(self, ids: list[int], templates: list[bytes]) -> None:
+        vectors = np.stack([decode_template(t, FACE_DIM) for t in templates])
+        self.index.add(np.asarray(ids, dtype=np.int64), vectors, watermark=max(ids))
+
+    def add_committed(self, records: list[tuple[int, np.ndarray]]) -> None:
+        """After commit: add the new records so the next search sees them."""
+        if not records:
+            return
+        with self.lock:
+            ids = np.asarray([r[0] for r in records], dtype=np.int64)
+            vectors = np.stack([r[1] for r in records]).astype(np.float32)
+            self.index.add(ids, vectors, watermark=int(ids.max()))
+
+    def save(self) -> None:
+        """Snapshot the index next to the database (atomic replace)."""
+        if self.path is not None:
+            with self.lock:
+                self.index.save(self.path)
