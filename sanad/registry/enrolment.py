@@ -96,7 +96,7 @@ def _candidates(
                 select(BiometricRecord.id, BiometricRecord.person_id).where(
                     BiometricRecord.id.in_(gallery_ids)
                 )
-            ).tuples().all()
+            ).all()
         )
     out = []
     for c in decision.candidates:

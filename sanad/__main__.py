@@ -1,0 +1,5 @@
+"""`python -m sanad` is the `sanad` command."""
+
+from sanad.cli import main
+
+main()

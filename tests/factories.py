@@ -1,0 +1,59 @@
+"""Object factories: household payloads with synthetic faces whose ground truth tests know."""
+
+from __future__ import annotations
+
+import base64
+from datetime import date
+from typing import Any
+
+import numpy as np
+
+from sanad.abis.templates import encode_template
+from sanad.biometrics.synthetic import SyntheticPopulation
+
+POPULATION = SyntheticPopulation(seed=2026)
+
+
+def face(identity: int, rng: np.random.Generator) -> dict[str, Any]:
+    """A fresh capture of synthetic `identity` as the API's FaceCapture JSON."""
+    vector = POPULATION.capture(identity, rng)
+    return {"template": base64.b64encode(encode_template(vector)).decode(), "quality": 0.9}
+
+
+def member(identity: int, rng: np.random.Generator, **overrides: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "given_name": "Mohammad",
+        "family_name": "Al-Rashid",
+        "father_name": "Yusuf",
+        "given_name_ar": "محمد",
+        "family_name_ar": "الرشيد",
+        "father_name_ar": "يوسف",
+        "date_of_birth": date(1985, 3, 2).isoformat(),
+        "dob_precision": "exact",
+        "sex": "M",
+        "nationality": "SYR",
+        "relationship_to_head": "head",
+        "phone": "+962791234567",
+        "face": face(identity, rng),
+    }
+    data.update(overrides)
+    return data
+
+
+def household(identities: list[int], rng: np.random.Generator, **overrides: Any) -> dict[str, Any]:
+    """A household payload: the first identity is the head, the others children."""
+    members = [member(identities[0], rng)]
+    for n, identity in enumerate(identities[1:], start=1):
+        members.append(
+            member(
+                identity, rng, given_name=f"Child{'abcdefghij'[n % 10]}", given_name_ar="سارة",
+                relationship_to_head="child", sex="F", date_of_birth=date(2015, 1, n).isoformat(),
+                dob_precision="year" if n == 2 else "exact", phone=None,
+            )
+        )
+    data: dict[str, Any] = {
+        "province": "Amman", "district": "Marka", "site": "test-site", "station": "st-1",
+        "members": members,
+    }
+    data.update(overrides)
+    return data
