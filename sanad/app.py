@@ -22,8 +22,8 @@ def create_app(settings: Settings | None = None, *, registry: Registry | None = 
     reg = registry or open_registry(settings or Settings())
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        _ = reg.gallery  # load + catch up the index before the first request
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        _gallery = reg.gallery  # load + catch up the index before the first request
         yield
         if registry is None:
             reg.close()

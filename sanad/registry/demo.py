@@ -55,7 +55,7 @@ def _member(
         dob_precision=bio["dob_precision"],
         sex=bio["sex"],
         nationality=bio["nationality"],
-        relationship_to_head=relationship,  # type: ignore[arg-type]
+        relationship_to_head=relationship,
         phone=bio["phone"],
         face=FaceCapture(
             template=base64.b64encode(encode_template(template)).decode(), quality=quality
@@ -101,9 +101,11 @@ def run_demo(
         for j, _identity in enumerate(identities):
             bio = head if j == 0 else synthetic_person(rng)
             if j:
-                bio = {**bio, "family_name": head["family_name"],
+                bio = SyntheticPerson(
+                    **{**bio, "family_name": head["family_name"],
                        "family_name_ar": head["family_name_ar"],
                        "province": head["province"], "district": head["district"]}
+                )
             bios.append(bio)
         members = [
             _member(bio, "head" if j == 0 else ("spouse" if j == 1 else "child"),
@@ -125,8 +127,10 @@ def run_demo(
             known = list(enrolled_bio)
             identity = known[int(rng.integers(len(known)))]
             bio = enrolled_bio[identity]
-            again = {**bio, "given_name": respell(bio["given_name"], rng),
-                     "family_name": respell(bio["family_name"], rng)}
+            again = SyntheticPerson(
+                **{**bio, "given_name": respell(bio["given_name"], rng),
+                   "family_name": respell(bio["family_name"], rng)}
+            )
             (outcome,) = submit(
                 HouseholdCreate(
                     province=bio["province"], district=bio["district"], site="demo-site",

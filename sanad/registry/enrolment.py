@@ -16,7 +16,7 @@ from datetime import date
 
 import numpy as np
 from sqlalchemy import select, text
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 from sanad import audit
 from sanad.abis.decision import Decision, Outcome, dedup_batch
@@ -71,11 +71,11 @@ def _probe_vectors(members: list[PersonCreate]) -> np.ndarray:
     return np.stack(vectors).astype(np.float32)
 
 
-def _unique_number(session: Session, column: object) -> str:
+def _unique_number(session: Session, column: InstrumentedAttribute[str]) -> str:
     # Random 11 digits + check digit: collisions are rare but possible, so look before use.
     while True:
         number = new_registration_number()
-        if session.scalar(select(column).where(column == number)) is None:  # type: ignore[arg-type]
+        if session.scalar(select(column).where(column == number)) is None:
             return number
 
 
@@ -91,13 +91,12 @@ def _candidates(
     gallery_ids = [c.gallery_id for c in decision.candidates if c.gallery_id >= 0]
     owners: dict[int, uuid.UUID] = {}
     if gallery_ids:
-        owners = dict(
-            session.execute(  # type: ignore[arg-type]
-                select(BiometricRecord.id, BiometricRecord.person_id).where(
-                    BiometricRecord.id.in_(gallery_ids)
-                )
-            ).all()
-        )
+        rows = session.execute(
+            select(BiometricRecord.id, BiometricRecord.person_id).where(
+                BiometricRecord.id.in_(gallery_ids)
+            )
+        ).all()
+        owners = {int(r[0]): r[1] for r in rows}
     out = []
     for c in decision.candidates:
         if c.gallery_id >= 0:
@@ -126,7 +125,9 @@ def enrol_household(
         new_records: list[tuple[int, np.ndarray]] = []
         with transaction(sessions) as session:
             if session.get_bind().dialect.name == "postgresql":
-                session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ENROLMENT_LOCK_KEY})
+                session.execute(
+                    text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ENROLMENT_LOCK_KEY}
+                )
             gallery.catch_up(session)
             decisions = dedup_batch(
                 probes,
@@ -156,8 +157,12 @@ def enrol_household(
                         "site": data.site, "station": data.station,
                         "matches": [
                             {"member_no": m.member_no,
-                             "person_ids": [str(c.person_id) for c in m.candidates if c.person_id],
-                             "best_score": round(m.candidates[0].score, 4) if m.candidates else None}
+                             "person_ids": [
+                                 str(c.person_id) for c in m.candidates if c.person_id
+                             ],
+                             "best_score": (
+                                 round(m.candidates[0].score, 4) if m.candidates else None
+                             )}
                             for m in result.members if m.outcome == "duplicate"
                         ],
                     },

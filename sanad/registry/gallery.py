@@ -73,7 +73,8 @@ class Gallery:
                     break
                 self._add(
                     [r.id for r in rows],
-                    [self.sealer.open(r.template, aad=template_aad(r.person_id, FACE)) for r in rows],
+                    [self.sealer.open(r.template, aad=template_aad(r.person_id, FACE))
+                     for r in rows],
                 )
                 added += len(rows)
             if db_max > self.index.watermark:

@@ -19,8 +19,12 @@ def _config() -> Config:
     return cfg
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the database schema to `revision` (idempotent)."""
+def upgrade(engine: Engine, revision: str = "heads") -> None:
+    """Bring the database schema to `revision` (idempotent).
+
+    "heads": organs add their tables in migrations branching from 0001, so several heads may
+    exist until a merge revision joins them.
+    """
     cfg = _config()
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
@@ -36,7 +40,7 @@ def revision(engine: Engine, message: str) -> None:
 
 
 def is_current(engine: Engine) -> bool:
-    """True when the database is at the newest migration."""
-    head = ScriptDirectory.from_config(_config()).get_current_head()
+    """True when the database is at every newest migration."""
+    heads = set(ScriptDirectory.from_config(_config()).get_heads())
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision() == head
+        return set(MigrationContext.configure(conn).get_current_heads()) == heads

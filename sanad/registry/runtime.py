@@ -79,9 +79,9 @@ class Registry:
 
 def open_registry(settings: Settings, *, check_schema: bool = True) -> Registry:
     """Connect to an initialised registry (raises `NotInitialised` otherwise)."""
-    if settings.db_url.startswith("sqlite") and not (settings.home / "sanad.db").exists():
-        if settings.database_url is None:
-            raise NotInitialised(f"no database under {settings.home}: run `sanad init`")
+    sqlite_default = settings.database_url is None
+    if sqlite_default and not (settings.home / "sanad.db").exists():
+        raise NotInitialised(f"no database under {settings.home}: run `sanad init`")
     engine = make_engine(settings.db_url)
     if check_schema and not migrate.is_current(engine):
         engine.dispose()

@@ -17,7 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from sanad.registry.models import DobPrecision, Sex
 
-_ARABIC_OR_EMPTY = re.compile(r"^[\u0600-\u06FF\u0750-\u077F\u08A0-\u08FF\uFB50-\uFDFF\uFE70-\uFEFF\s'-]*$")
+_ARABIC_OR_EMPTY = re.compile(
+    r"^[\u0600-\u06FF\u0750-\u077F\u08A0-\u08FF\uFB50-\uFDFF\uFE70-\uFEFF\s'-]*$"
+)
 _LATIN_NAME = re.compile(r"^[A-Za-z\u00C0-\u024F][A-Za-z\u00C0-\u024F '\-.]*$")
 
 LatinName = Annotated[str, Field(min_length=1, max_length=100, examples=["Mohammad"])]

@@ -17,7 +17,9 @@ def _enrol(client: TestClient, headers: dict[str, str], ids: list[int], seed: in
     return [m["person_id"] for m in resp.json()["members"]]
 
 
-def test_issued_card_verifies_and_expires(client: TestClient, admin_headers: dict[str, str]) -> None:
+def test_issued_card_verifies_and_expires(
+    client: TestClient, admin_headers: dict[str, str]
+) -> None:
     (pid,) = _enrol(client, admin_headers, [100], 1)
     resp = client.post(f"/persons/{pid}/cards", headers=admin_headers)
     assert resp.status_code == 201, resp.text

@@ -13,7 +13,9 @@ from sanad.registry.users import login
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 
-@router.post("/token", response_model=TokenPublic, responses={401: {"description": "Wrong credentials"}})
+@router.post(
+    "/token", response_model=TokenPublic, responses={401: {"description": "Wrong credentials"}}
+)
 def token(body: TokenRequest, registry: RegistryDep) -> TokenPublic:
     """Log in; the token lasts 12 hours. Failed attempts are audited and lock the account."""
     # Failed logins must be counted even though the request fails, so commit first, raise after.

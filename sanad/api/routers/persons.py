@@ -34,7 +34,9 @@ def persons(
         ]
 
 
-@router.get("/{person_id}", response_model=PersonPublic, responses={404: {"description": "No such person"}})
+@router.get(
+    "/{person_id}", response_model=PersonPublic, responses={404: {"description": "No such person"}}
+)
 def person(person_id: uuid.UUID, registry: RegistryDep, user: Reader) -> PersonPublic:
     with transaction(registry.sessions) as session:
         return PersonPublic.model_validate(get_person(session, person_id, actor=user.username))
