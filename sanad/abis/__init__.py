@@ -1,0 +1,1 @@
+"""ABIS: the 1:N gallery index, template encodings and the deduplication decision."""

@@ -1,0 +1,1 @@
+"""Biometrics: face and finger templates, and synthetic populations for tests and benchmarks."""
