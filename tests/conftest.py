@@ -17,7 +17,7 @@ from sqlalchemy import text
 
 from sanad.app import create_app
 from sanad.config import Settings
-from sanad.registry import migrate
+from sanad.registry import all_models, migrate  # noqa: F401  (complete metadata)
 from sanad.registry.db import Base, make_engine
 from sanad.registry.runtime import Registry, init_registry, open_registry
 
@@ -26,15 +26,16 @@ PG_ADMIN_URL = os.environ.get(
 )
 
 
-def _pg_worker_url(worker: str) -> str:
+def _pg_worker_url(name: str) -> str:
     base, _, _ = PG_ADMIN_URL.rpartition("/")
-    return f"{base}/sanad_test_{worker}"
+    return f"{base}/{name}"
 
 
 @pytest.fixture(scope="session")
 def pg_url(worker_id: str) -> Iterator[str]:
-    """A migrated PostgreSQL database owned by this test worker."""
-    name = f"sanad_test_{worker_id}"
+    """A migrated PostgreSQL database owned by this test worker (unique per process, so
+    concurrent test runs on one server never share a database)."""
+    name = f"sanad_test_{worker_id}_{os.getpid()}"
     conninfo = PG_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
     try:
         with psycopg.connect(conninfo, autocommit=True) as conn:
@@ -42,11 +43,13 @@ def pg_url(worker_id: str) -> Iterator[str]:
             conn.execute(f'CREATE DATABASE "{name}"')
     except psycopg.OperationalError as exc:  # pragma: no cover - environment problem
         pytest.exit(f"PostgreSQL unreachable at {PG_ADMIN_URL}: {exc} (run `make postgres`)", 3)
-    url = _pg_worker_url(worker_id)
+    url = _pg_worker_url(name)
     engine = make_engine(url)
     migrate.upgrade(engine)
     engine.dispose()
     yield url
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _truncate(url: str) -> None:

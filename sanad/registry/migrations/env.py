@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-from sanad.registry import models  # noqa: F401  (registers every table on Base.metadata)
+from sanad.registry import all_models  # noqa: F401  (registers every table on Base.metadata)
 from sanad.registry.db import Base
 
 target_metadata = Base.metadata
