@@ -10,10 +10,25 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from sanad import __version__
-from sanad.api import problems
-from sanad.api.routers import auth, cards, households, persons, verify
+from sanad.api import problems, security
+from sanad.api.routers import (
+    adjudication,
+    auth,
+    cards,
+    dashboard,
+    exports,
+    households,
+    imports,
+    persons,
+    status,
+    subscriptions,
+    sync,
+    users,
+    verify,
+)
 from sanad.config import Settings
 from sanad.registry.runtime import Registry, open_registry
+from sanad.web import checkpoint as web_checkpoint
 from sanad.web import routes as web_routes
 
 
@@ -39,9 +54,17 @@ def create_app(settings: Settings | None = None, *, registry: Registry | None = 
     )
     app.state.registry = reg
     problems.install(app)
+    security.install(app)
     for router in (auth.router, households.router, persons.router, cards.router, verify.router):
         app.include_router(router)
+    for router in (users.router, adjudication.router, dashboard.router):
+        app.include_router(router)
+    for router in (sync.router, imports.router, exports.router, subscriptions.router):
+        app.include_router(router)
+    app.include_router(status.router)  # issue #4: status list, trust bundle
+    app.include_router(web_checkpoint.router)  # issue #4: checkpoint page
     app.include_router(web_routes.router)
+    web_routes.install(app)
     app.mount(
         "/static", StaticFiles(directory=Path(__file__).parent / "web" / "static"), name="static"
     )

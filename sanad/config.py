@@ -35,8 +35,15 @@ class Settings(BaseSettings):
         description="Face score at or above which an enrolment goes to an adjudicator.",
     )
     dedup_candidates: int = Field(default=10, description="Candidates kept per 1:N search.")
+    biographic_threshold: float = Field(
+        default=0.85,
+        description="Biographic similarity at or above which a registered person joins an "
+        "adjudication case as a candidate (never decides a duplicate alone).",
+    )
     index_backend: str = Field(
-        default="faiss-flat", description="Gallery index backend: exact | faiss-flat."
+        default="faiss-flat",
+        description="Gallery index backend: exact | faiss-flat | twostage | milvus "
+        "(see docs/abis.md; twostage is the fast exhaustive search for large galleries).",
     )
     card_validity_days: int = Field(default=730, description="Validity of a card (2 years).")
     issuer: str = Field(default="UTO-RA", description="Issuer name in the card's `iss` claim.")
@@ -52,6 +59,154 @@ class Settings(BaseSettings):
         default=None,
         description="File holding the key that encrypts biometric templates; "
         "default $SANAD_HOME/keys/template.key (outside the database).",
+    )
+
+    # --- field kits, sync, imports, exports, events (issue #6) ---
+    station_mode: bool = Field(
+        default=False,
+        description="Run as a field-kit station: enrolments are provisional and queued as "
+        "signed, encrypted packets for the centre (`sanad kit init` prepares the home).",
+    )
+    sync_url: str | None = Field(
+        default=None, description="Base URL of the central registry's API for `sanad sync`."
+    )
+    sync_token: str | None = Field(
+        default=None,
+        description="Bearer token of a central registration officer used by `sanad sync`.",
+    )
+    sync_batch_packets: int = Field(
+        default=20, ge=1, le=500,
+        description="Packets per upload request (each acknowledged separately; resumable).",
+    )
+    sync_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="HTTP timeout of one upload request."
+    )
+    worker_poll_seconds: float = Field(
+        default=2.0, gt=0, description="How often `sanad worker` looks for due work when idle."
+    )
+    worker_lease_seconds: float = Field(
+        default=120.0, gt=0,
+        description="A claimed delivery or import job is re-claimable after this long if its "
+        "worker died (at-least-once delivery).",
+    )
+    webhook_max_attempts: int = Field(
+        default=8, ge=1, description="Delivery attempts before an event goes to the dead letters."
+    )
+    webhook_backoff_seconds: float = Field(
+        default=5.0, gt=0,
+        description="First retry delay; doubles per attempt (exponential backoff with jitter).",
+    )
+    webhook_backoff_max_seconds: float = Field(
+        default=3600.0, gt=0, description="Ceiling of the retry delay."
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="HTTP timeout of one webhook or SMS-gateway call."
+    )
+    notify_sender: str = Field(
+        default="logging",
+        description="Notification sender: `logging` (writes to the log) or `http-sms` "
+        "(POSTs to SANAD_SMS_GATEWAY_URL).",
+    )
+    sms_gateway_url: str | None = Field(
+        default=None, description="SMS gateway endpoint used by the `http-sms` sender."
+    )
+    sms_gateway_token: str | None = Field(
+        default=None, description="Bearer token for the SMS gateway (never logged)."
+    )
+    import_batch_rows: int = Field(
+        default=2000, ge=1, le=100_000,
+        description="Rows per bulk-import batch (one transaction and one checkpoint each).",
+    )
+    import_upload_dir: Path | None = Field(
+        default=None,
+        description="Where files submitted through the import API are stored; "
+        "default $SANAD_HOME/imports.",
+    )
+    outbox_retention_days: float = Field(
+        default=30.0, gt=0,
+        description="Delivered events (their payloads may hold phone numbers) are deleted "
+        "from the outbox after this many days; dead letters are kept until requeued.",
+    )
+    export_min_cell: int = Field(
+        default=10, ge=1,
+        description="Aggregate export cells counting fewer people than this are suppressed.",
+    )
+    export_countries_of_origin: list[str] = Field(
+        default_factory=list,
+        description="ISO 3166 alpha-3 codes of countries of origin; record exports to their "
+        "authorities are refused (JSON list, e.g. [\"SYR\"]).",
+    )
+    export_allow_origin_authorities: bool = Field(
+        default=False,
+        description="Override that permits exports to country-of-origin authorities "
+        "(off by default; audited when used).",
+    )
+
+    # --- officer web application and REST API (issue #5) ---
+    api_rate_per_minute: int = Field(
+        default=1200, ge=1,
+        description="Requests per minute allowed to one user or API key (token bucket, per "
+        "process); an API key may carry its own rate.",
+    )
+    api_rate_burst: int = Field(
+        default=120, ge=1, description="Token-bucket capacity: requests allowed in one burst."
+    )
+    web_trust_forwarded_proto: bool = Field(
+        default=False,
+        description="Behind a TLS-terminating proxy: trust `X-Forwarded-Proto: https` to mark "
+        "session cookies Secure.",
+    )
+
+    # --- smart cards and offline verification (issue #4) ---
+    qr_max_version: int = Field(
+        default=25, ge=1, le=40,
+        description="Largest QR version (at error-correction level M) a card may need; "
+        "issuance fails with `qr_too_large` above it.",
+    )
+    status_max_age_hours: float = Field(
+        default=168.0, gt=0,
+        description="A checkpoint reports `status_stale` when its status list is older than this.",
+    )
+    status_resign_hours: float = Field(
+        default=12.0, gt=0,
+        description="The served status list is re-signed when the cached one is older than this "
+        "(or after any revocation).",
+    )
+    verify_face_threshold: float = Field(
+        default=0.50,
+        description="Cosine score a checkpoint's 1:1 face check must reach "
+        "(`face_mismatch` below).",
+    )
+    print_max_attempts: int = Field(
+        default=3, ge=1, description="Failed print attempts before a print job is marked failed."
+    )
+    card_font_latin: Path = Field(
+        default=Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"),
+        description="Font for Latin-script text on the card (Debian fonts-dejavu-core).",
+    )
+    card_font_arabic: Path = Field(
+        default=Path("/usr/share/fonts/opentype/fonts-hosny-amiri/Amiri-Regular.ttf"),
+        description="Font for Arabic-script names on the card (Debian fonts-hosny-amiri).",
+    )
+    card_font_mrz: Path = Field(
+        default=Path("/usr/share/fonts/opentype/ocr-b/OCRB.otf"),
+        description="OCR-B font for the card's MRZ (Debian fonts-ocr-b).",
+    )
+
+    # --- ABIS: gallery index and face model (issue #3) ---
+    index_shortlist: int = Field(
+        default=512, ge=16, le=16384,
+        description="twostage index: candidates kept by the Hamming scan and re-ranked on "
+        "int8 templates (more: higher mate recall, slower probes).",
+    )
+    index_threads: int = Field(
+        default=0, ge=0,
+        description="Threads of the FAISS-based index scans (0: FAISS's default, one per core).",
+    )
+    milvus_uri: str | None = Field(
+        default=None,
+        description="milvus backend: a Milvus server URI (http://host:19530) or a milvus-lite "
+        "file; default $SANAD_HOME/gallery.milvus.db (milvus-lite, in-process).",
     )
 
     @model_validator(mode="after")

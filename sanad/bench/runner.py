@@ -23,7 +23,14 @@ from rich.console import Console
 from rich.table import Table
 
 from sanad.bench import BenchmarkParamError, BenchResult, UnknownBenchmark
+from sanad.bench.abis import run_abis
+from sanad.bench.accuracy import run_accuracy
+from sanad.bench.api import run_api
+from sanad.bench.crash import run_crash
 from sanad.bench.dedup import run_dedup
+from sanad.bench.import_bench import run_import
+from sanad.bench.soak import run_soak
+from sanad.bench.verify import run_verify
 
 __all__ = [
     "BENCHMARKS",
@@ -36,6 +43,13 @@ __all__ = [
 
 BENCHMARKS: dict[str, Callable[..., BenchResult]] = {
     "dedup": run_dedup,
+    "crash": run_crash,
+    "soak": run_soak,
+    "api": run_api,
+    "accuracy": run_accuracy,
+    "import": run_import,
+    "verify": run_verify,
+    "abis": run_abis,
 }
 
 _TRUE = {"1", "true", "yes", "on"}

@@ -9,7 +9,27 @@ from __future__ import annotations
 
 import sys
 
-from sanad.cli import audit, card, core, person, user  # noqa: F401  (register commands)
+from sanad.cli import (  # noqa: F401  (register commands)
+    abis,
+    adjudication,
+    audit,
+    backup,
+    biometrics,
+    card,
+    core,
+    erasure,
+    export,
+    importer,
+    kek,
+    keys,
+    kit,
+    mrz,
+    person,
+    sync,
+    user,
+    verify,
+    worker,
+)
 from sanad.cli._common import app
 from sanad.errors import SanadError
 

@@ -64,6 +64,16 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA journal_mode=WAL")
             cur.close()
+            # Let SQLAlchemy, not pysqlite, decide when transactions begin (see below).
+            dbapi_conn.isolation_level = None
+
+        @event.listens_for(engine, "begin")
+        def _begin_immediate(conn: Any) -> None:
+            # A deferred SQLite transaction that reads and then writes fails with
+            # SQLITE_BUSY_SNAPSHOT when another writer committed in between (two requests
+            # appending to the audit chain). Taking the write lock up front serialises writers
+            # and lets the busy timeout do its job; PostgreSQL uses row locks instead.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 

@@ -40,6 +40,13 @@ class Sex(StrEnum):
 class PersonStatus(StrEnum):
     ACTIVE = "active"
     PENDING_ADJUDICATION = "pending_adjudication"
+    # Adjudicated as the same person as `duplicate_of`; kept for history, never carded.
+    LINKED = "linked"
+    # Imported from a legacy register: no card before biometric enrolment.
+    PENDING_BIOMETRICS = "pending_biometrics"
+    # Surrendered their card on voluntary return; record kept per retention policy.
+    RETURNED = "returned"
+    DECEASED = "deceased"
 
 
 class Role(StrEnum):
@@ -89,6 +96,12 @@ class Person(Base):
     phone: Mapped[str | None] = mapped_column(String(20), nullable=True)
     status: Mapped[str] = mapped_column(String(24), default=PersonStatus.ACTIVE)
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # Biographic blocking key (normalised name skeletons) for biographic deduplication.
+    name_key: Mapped[str] = mapped_column(String(120), default="", index=True)
+    duplicate_of: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("persons.id"), nullable=True
+    )
+    biometrics_refused_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -142,6 +155,16 @@ class Card(Base):
     qr: Mapped[str] = mapped_column(Text)
     mrz: Mapped[str] = mapped_column(String(92))
     issued_by: Mapped[str] = mapped_column(String(80))
+    # Bit of this card in its issuer's signed status list (sanad.registry.status_list); set in
+    # the issuing transaction, so a card never exists without a way to revoke it offline.
+    status_index: Mapped[int | None] = mapped_column(Integer, nullable=True, unique=True)
+    # new | renewal | replacement | update (why this card was issued)
+    issue_reason: Mapped[str] = mapped_column(String(16), default="new")
+    replaces_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("cards.id"), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # lost | surrendered | deceased | fraud | superseded
+    revocation_reason: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    revoked_by: Mapped[str | None] = mapped_column(String(80), nullable=True)
 
     person: Mapped[Person] = relationship(back_populates="cards")
 
@@ -154,11 +177,50 @@ class AdjudicationCase(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id"), index=True)
     candidates: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    status: Mapped[str] = mapped_column(String(24), default="open", index=True)
+    # Why the case exists: biometric score in the review band, an officer's override of a
+    # duplicate, or biometrics refused/missing (mandatory adjudication).
+    kind: Mapped[str] = mapped_column(String(20), default="biometric")
+    # Two-person rule: overriding a candidate at/above the match threshold as "different"
+    # needs a second adjudicator; the first opinion is kept here.
+    needs_second: Mapped[bool] = mapped_column(Boolean, default=False)
+    first_decision: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    first_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    first_decided_by: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    first_decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     decision: Mapped[str | None] = mapped_column(String(20), nullable=True)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     decided_by: Mapped[str | None] = mapped_column(String(80), nullable=True)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class AdjudicatedPair(Base):
+    """A pair an adjudicator judged "not the same person", at both records' versions.
+
+    The pair is not raised again unless either record changes (its version moves on).
+    """
+
+    __tablename__ = "adjudicated_pairs"
+
+    person_a: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id"), primary_key=True)
+    person_b: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id"), primary_key=True)
+    version_a: Mapped[int] = mapped_column(Integer)
+    version_b: Mapped[int] = mapped_column(Integer)
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("adjudication_cases.id"))
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class BiometricException(Base):
+    """A biometric that could not be captured, per finger (or face), with the reason."""
+
+    __tablename__ = "biometric_exceptions"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id"), index=True)
+    modality: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(40))
+    note: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

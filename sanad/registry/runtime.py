@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sanad.config import Settings
 from sanad.credentials.keys import IssuerKey, TrustList, load_or_create_issuer_key
 from sanad.credentials.keys import trust_list_from_keys_dir as _trust_from_dir
+from sanad.credentials.pki import ensure_pki
 from sanad.errors import NotInitialised
 from sanad.registry import migrate
 from sanad.registry.db import make_engine, make_sessionmaker, transaction
@@ -41,12 +43,19 @@ class Registry:
         path = self.settings.template_key_path
         if not path.exists():
             raise NotInitialised("template key missing: run `sanad init`")
-        return TemplateSealer(path.read_bytes())
+        # from_file: a running server picks up a new key-encryption key after rotation.
+        return TemplateSealer.from_file(path)
 
     @cached_property
     def gallery(self) -> Gallery:
+        s = self.settings
+        options: dict[str, Any] = {}
+        if s.index_backend == "twostage":
+            options["shortlist"] = s.index_shortlist
+        elif s.index_backend == "milvus" and s.milvus_uri:
+            options["uri"] = s.milvus_uri
         gallery = Gallery.open(
-            kind=self.settings.index_backend, sealer=self.sealer, path=self.settings.index_path
+            kind=s.index_backend, sealer=self.sealer, path=s.index_path, **options
         )
         with self.sessions() as session:
             gallery.catch_up(session)
@@ -109,6 +118,8 @@ def init_registry(settings: Settings) -> InitReport:
         if not secret_path.exists():
             write_private_file(secret_path, secrets.token_bytes(32))
         key, created_key = load_or_create_issuer_key(settings.keys_dir)
+        # Root certificate + a document-signer certificate for the current key (idempotent).
+        ensure_pki(settings.keys_dir, issuer=settings.issuer)
         password = None
         sessions = make_sessionmaker(engine)
         with transaction(sessions) as session:
