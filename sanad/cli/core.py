@@ -1,4 +1,4 @@
-"""Top-level commands: init, demo, serve, verify, bench."""
+"""Top-level commands: init, demo, serve, bench (`verify` lives in sanad/cli/verify.py)."""
 
 from __future__ import annotations
 
@@ -55,25 +55,6 @@ def demo(
 
 
 @app.command()
-def verify(
-    qr_text: Annotated[str, typer.Argument(help="The QR text (e.g. SND1:...).")],
-    trust: Annotated[
-        Path | None,
-        typer.Option(help="Trust list (JWKS) file; default: the keys under SANAD_HOME."),
-    ] = None,
-) -> None:
-    """Verify a card QR offline, without the database. Exit 0 valid, 1 invalid, 2 usage."""
-    from sanad.credentials.keys import TrustList, trust_list_from_keys_dir
-    from sanad.verify import verify as verify_qr
-
-    s = settings()
-    trust_list = TrustList.load(trust) if trust else trust_list_from_keys_dir(s.keys_dir)
-    result = verify_qr(qr_text, trust=trust_list, prefixes=(s.qr_prefix,))
-    print_json(result.to_json())
-    raise typer.Exit(0 if result.valid else 1)
-
-
-@app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
@@ -106,5 +87,5 @@ def bench(
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise InvalidInput(f"--param expects key=value, got {item!r}", field="param")
-        params[key] = int(value) if value.lstrip("-").isdigit() else value
+        params[key] = value  # the runner converts to each parameter's type
     run_benchmark(name, params=params, json_output=json_output, results_dir=results_dir)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import math
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -86,7 +86,8 @@ class CardClaims:
             value = getattr(self, name)
             if not isinstance(value, datetime) or value.utcoffset() is None:
                 raise MalformedClaims(f"{name} must be a timezone-aware datetime")
-            object.__setattr__(self, name, value.astimezone(UTC).replace(microsecond=0))
+            if value.tzinfo is not UTC or value.microsecond:  # decoded claims already are
+                object.__setattr__(self, name, value.astimezone(UTC).replace(microsecond=0))
         if self.expires_at <= self.not_before:
             raise MalformedClaims("expires_at must be after not_before")
         for name in ("given_name", "family_name", "given_name_ar", "family_name_ar"):
@@ -166,20 +167,37 @@ class CardClaims:
         )
 
     def to_json(self) -> dict[str, Any]:
-        """JSON-friendly fields: ISO 8601 times, `card_id` in hex, face template in base64."""
-        out: dict[str, Any] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if value is None:
-                continue
-            if isinstance(value, datetime):
-                value = value.isoformat().replace("+00:00", "Z")
-            elif f.name == "card_id":
-                value = value.hex()
-            elif isinstance(value, bytes):
-                value = base64.b64encode(value).decode("ascii")
-            out[f.name] = value
+        """JSON-friendly fields: ISO 8601 times, `card_id` in hex, face template in base64.
+
+        Written out field by field (not via `dataclasses.fields`): a checkpoint calls this
+        for every card it scans.
+        """
+        out: dict[str, Any] = {
+            "card_id": self.card_id.hex(),
+            "card_number": self.card_number,
+            "issuer": self.issuer,
+            "issued_at": _iso(self.issued_at),
+            "not_before": _iso(self.not_before),
+            "expires_at": _iso(self.expires_at),
+            "given_name": self.given_name,
+            "family_name": self.family_name,
+            "given_name_ar": self.given_name_ar,
+            "family_name_ar": self.family_name_ar,
+            "date_of_birth": self.date_of_birth,
+            "dob_precision": self.dob_precision,
+            "sex": self.sex,
+            "nationality": self.nationality,
+        }
+        if self.status_index is not None:
+            out["status_index"] = self.status_index
+        if self.face_template is not None:
+            out["face_template"] = base64.b64encode(self.face_template).decode("ascii")
         return out
+
+
+def _iso(value: datetime) -> str:
+    # Times are normalised to UTC whole seconds in __post_init__; "Z" is the compact form.
+    return value.isoformat().replace("+00:00", "Z")
 
 
 _MISSING: Any = object()

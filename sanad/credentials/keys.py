@@ -25,8 +25,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeAlias
 
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
@@ -40,13 +41,16 @@ __all__ = [
     "PublicKey",
     "TrustList",
     "TrustListError",
+    "certificate_kid",
     "key_id",
     "load_or_create_issuer_key",
     "trust_list_from_keys_dir",
 ]
 
-PublicKey: TypeAlias = Ed25519PublicKey | ec.EllipticCurvePublicKey
-"""A key a verifier can check signatures with: Ed25519 (EdDSA) or P-256 (ES256)."""
+PublicKey: TypeAlias = Ed25519PublicKey | ec.EllipticCurvePublicKey | rsa.RSAPublicKey
+"""A key a verifier can check signatures with: Ed25519 (EdDSA), P-256 (ES256), RSA (PS256)."""
+
+MIN_RSA_BITS = 2048
 
 KID_LENGTH = 8
 CURRENT_POINTER = "current"
@@ -70,6 +74,10 @@ class TrustListError(SanadError):
 def _raw_public_bytes(public_key: PublicKey) -> bytes:
     if isinstance(public_key, Ed25519PublicKey):
         return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    if isinstance(public_key, rsa.RSAPublicKey):
+        return public_key.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
     # For P-256 "raw" means the uncompressed SEC1 point 04||X||Y.
     return public_key.public_bytes(
         serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
@@ -249,12 +257,27 @@ def _jwk_to_key(jwk: Mapping[str, Any]) -> PublicKey:
             if len(x) != 32 or len(y) != 32:
                 raise TrustListError("P-256 coordinates must be 32 bytes each")
             return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), b"\x04" + x + y)
+        if kty == "RSA":
+            n = int.from_bytes(_b64url_decode(jwk.get("n"), "n"), "big")
+            e = int.from_bytes(_b64url_decode(jwk.get("e"), "e"), "big")
+            key = rsa.RSAPublicNumbers(e, n).public_key()
+            if key.key_size < MIN_RSA_BITS:
+                raise TrustListError(f"RSA keys need at least {MIN_RSA_BITS} bits")
+            return key
     except ValueError as exc:  # cryptography's answer to a malformed or off-curve point
         raise TrustListError(f"invalid {kty}/{crv} public key: {exc}") from exc
     raise TrustListError(f"unsupported key type kty={kty!r} crv={crv!r}")
 
 
 def _key_to_jwk(kid: bytes, key: PublicKey) -> dict[str, str]:
+    if isinstance(key, rsa.RSAPublicKey):
+        numbers = key.public_numbers()
+        return {
+            "kty": "RSA",
+            "kid": kid.hex(),
+            "n": _b64url(numbers.n.to_bytes((numbers.n.bit_length() + 7) // 8, "big")),
+            "e": _b64url(numbers.e.to_bytes((numbers.e.bit_length() + 7) // 8, "big")),
+        }
     if isinstance(key, Ed25519PublicKey):
         return {
             "kty": "OKP",
@@ -277,7 +300,20 @@ def _check_supported(key: object) -> PublicKey:
         return key
     if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
         return key
-    raise TypeError(f"unsupported public key type {type(key).__name__} (Ed25519 or P-256)")
+    if isinstance(key, rsa.RSAPublicKey) and key.key_size >= MIN_RSA_BITS:
+        return key
+    raise TypeError(
+        f"unsupported public key type {type(key).__name__} (Ed25519, P-256 or RSA >= 2048)"
+    )
+
+
+def certificate_kid(cert: x509.Certificate) -> bytes:
+    """The kid of an X.509 trust entry: first 8 bytes of SHA-256 over the certificate's DER.
+
+    This is the EU Digital COVID Certificate convention, so foreign credentials whose kid was
+    derived from their signer certificate are found without any mapping table.
+    """
+    return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).digest()[:KID_LENGTH]
 
 
 class TrustList:
@@ -298,6 +334,33 @@ class TrustList:
             public = item.public_key if isinstance(item, IssuerKey) else _check_supported(item)
             mapping[key_id(public)] = public
         return cls(mapping)
+
+    @classmethod
+    def from_certificates(cls, certs: Iterable[x509.Certificate]) -> TrustList:
+        """Trust each certificate's key directly, filed under both its certificate kid
+        (`certificate_kid`) and its key kid (`key_id`, what sanad's own cards carry)."""
+        mapping: dict[bytes, PublicKey] = {}
+        for cert in certs:
+            try:
+                public = _check_supported(cert.public_key())
+            except TypeError as exc:
+                raise TrustListError(f"certificate {cert.subject.rfc4514_string()}: {exc}") from exc
+            mapping[certificate_kid(cert)] = public
+            mapping[key_id(public)] = public
+        return cls(mapping)
+
+    @classmethod
+    def from_pem(cls, data: bytes) -> TrustList:
+        """Trust every certificate in a PEM file (one or more `BEGIN CERTIFICATE` blocks)."""
+        try:
+            certs = x509.load_pem_x509_certificates(data)
+        except ValueError as exc:
+            raise TrustListError(f"not PEM X.509 certificates: {exc}") from exc
+        return cls.from_certificates(certs)
+
+    def merged(self, other: TrustList) -> TrustList:
+        """A trust list holding the keys of both (`other` wins on a kid clash)."""
+        return TrustList({**self._keys, **other._keys})
 
     def get(self, kid: bytes) -> PublicKey | None:
         """The key for `kid`, or None when it is not trusted."""

@@ -7,8 +7,8 @@ Three lines of 30 characters from the alphabet A-Z, 0-9 and the filler `<`:
             optional (11) composite check (1)
     line 3: SURNAME<<GIVEN<NAMES, padded with `<`
 
-Names are cut from the right when they do not fit (see `td1_lines`); Doc 9303 Part 3 describes a
-finer truncation that keeps every name component recognisable, which a later version may adopt.
+Names are transliterated to the MRZ alphabet and, when too long, truncated per Doc 9303 Part 3
+(see `mrz_name`). `parse_mrz` reads and checks TD1, TD2 (2×36) and TD3 (2×44) documents.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 from sanad.errors import SanadError
 
@@ -28,6 +29,7 @@ __all__ = [
     "check_digit",
     "dob_field",
     "mrz_name",
+    "parse_mrz",
     "parse_td1",
     "td1_lines",
     "transliterate",
@@ -120,20 +122,56 @@ def transliterate(name: str) -> str:
     return "".join(out)
 
 
-def mrz_name(surname: str, given_names: str) -> str:
-    """The 30-character TD1 name line: `SURNAME<<GIVEN<NAMES`, padded, cut from the right.
+def _shorten(components: list[str], excess: int) -> int:
+    """Cut characters from the end of the components, last component first, each down to its
+    initial; returns the excess still left."""
+    for i in range(len(components) - 1, -1, -1):
+        if excess <= 0:
+            break
+        cut = min(excess, len(components[i]) - 1)
+        if cut > 0:
+            components[i] = components[i][: len(components[i]) - cut]
+            excess -= cut
+    return excess
 
-    A person with a single name (mononym) has it in the surname (primary identifier) position,
-    as Doc 9303 requires, whichever argument it came in.
+
+def mrz_name(surname: str, given_names: str, length: int = LINE_LENGTH) -> str:
+    """The MRZ name field: `SURNAME<<GIVEN<NAMES`, padded with `<` to `length` (30 for TD1,
+    31 for TD2, 39 for TD3), truncated per ICAO Doc 9303 Part 3 when too long.
+
+    Truncation, in order, until the name fits: (1) the secondary identifier's components are
+    shortened from the end, last component first, each to no less than its initial; (2) whole
+    secondary components are dropped from the end, the room they free going back to the
+    remaining ones; (3) the primary identifier's components are shortened the same way;
+    (4) a hard cut. Steps (1)–(3) use every position, so a truncated name ends with a letter
+    in the last position, the signal Doc 9303 gives readers that truncation took place.
+
+    A person with a single name (mononym) has it in the primary identifier position, as Doc
+    9303 requires, whichever argument it came in.
     """
-    primary = transliterate(surname)
-    secondary = transliterate(given_names)
+    primary = [c for c in transliterate(surname).split("<") if c]
+    secondary = [c for c in transliterate(given_names).split("<") if c]
     if not primary:
-        primary, secondary = secondary, ""
-    text = primary + "<<" + secondary if secondary else primary
-    # Simple right truncation (Doc 9303 allows it as a last resort); it can cut a given name
-    # in the middle, which readers tolerate because the name line carries no check digit.
-    return text[:LINE_LENGTH].ljust(LINE_LENGTH, "<")
+        primary, secondary = secondary, []
+
+    def joined() -> str:
+        head = "<".join(primary)
+        return head + "<<" + "<".join(secondary) if secondary else head
+
+    original = list(secondary)
+    excess = len(joined()) - length
+    if excess > 0:
+        excess = _shorten(secondary, excess)
+    keep = len(original)
+    while excess > 0 and keep > 0:
+        # Drop the last component and shorten the rest again from their full length, so the
+        # space the dropped one frees goes back to the names that remain.
+        keep -= 1
+        secondary[:] = original[:keep]
+        excess = _shorten(secondary, len(joined()) - length)
+    if excess > 0:
+        excess = _shorten(primary, excess)
+    return joined()[:length].ljust(length, "<")
 
 
 def dob_field(dob: date, precision: str) -> str:
@@ -206,11 +244,105 @@ def _composite_input(line1: str, line2: str) -> str:
 
 @dataclass(frozen=True)
 class MrzResult:
-    """Outcome of `parse_td1`: the fields read and the names of the check digits that failed."""
+    """Outcome of `parse_td1`/`parse_mrz`: the fields read, the names of the check digits that
+    failed, and for every check digit what it should be and what the MRZ has."""
 
     valid: bool
     fields: dict[str, str] = field(default_factory=dict)
     failed_checks: list[str] = field(default_factory=list)
+    format: str = "TD1"
+    check_digits: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, object]:
+        """JSON for `sanad mrz check`."""
+        return {
+            "valid": self.valid,
+            "format": self.format,
+            "fields": self.fields,
+            "failed_checks": [
+                {"check": name, **self.check_digits[name]} for name in self.failed_checks
+            ],
+            "check_digits": self.check_digits,
+        }
+
+
+def _run_checks(
+    checks: Sequence[tuple[str, str, str]],
+) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    failed: list[str] = []
+    details: dict[str, dict[str, Any]] = {}
+    for name, data, digit in checks:
+        expected = check_digit(data)
+        # Doc 9303 Part 4: an empty optional field may carry `<` as its check digit.
+        ok = digit == expected or (digit == "<" and name == "personal_number" and
+                                   set(data) <= {"<"})
+        details[name] = {"expected": expected, "found": digit, "ok": ok}
+        if not ok:
+            failed.append(name)
+    return failed, details
+
+
+def _names(field_text: str) -> tuple[str, str]:
+    surname, _, given = field_text.partition("<<")
+    return surname.replace("<", " ").strip(), given.replace("<", " ").strip()
+
+
+def _parse_two_line(lines: Sequence[str], width: int, fmt: str) -> MrzResult:
+    line1, line2 = lines
+    surname, given = _names(line1[5:])
+    fields = {
+        "document_code": line1[0:2],
+        "issuing_state": line1[2:5],
+        "surname": surname,
+        "given_names": given,
+        "document_number": line2[0:9].rstrip("<"),
+        "nationality": line2[10:13],
+        "date_of_birth": line2[13:19],
+        "sex": line2[20],
+        "date_of_expiry": line2[21:27],
+    }
+    checks = [
+        ("document_number", line2[0:9], line2[9]),
+        ("date_of_birth", line2[13:19], line2[19]),
+        ("date_of_expiry", line2[21:27], line2[27]),
+    ]
+    if fmt == "TD3":
+        fields["personal_number"] = line2[28:42].rstrip("<")
+        checks.append(("personal_number", line2[28:42], line2[42]))
+        composite = line2[0:10] + line2[13:20] + line2[21:43]
+    else:
+        fields["optional_data"] = line2[28:35].rstrip("<")
+        composite = line2[0:10] + line2[13:20] + line2[21:35]
+    checks.append(("composite", composite, line2[width - 1]))
+    failed, details = _run_checks(checks)
+    return MrzResult(valid=not failed, fields=fields, failed_checks=failed, format=fmt,
+                     check_digits=details)
+
+
+_FORMATS = {(3, 30): "TD1", (2, 36): "TD2", (2, 44): "TD3"}
+
+
+def parse_mrz(lines: Sequence[str]) -> MrzResult:
+    """Read a TD1 (3×30), TD2 (2×36) or TD3 (2×44) MRZ, told apart by its shape, and verify
+    every check digit. `MrzError` when the lines fit none of the three shapes or use characters
+    outside A-Z, 0-9 and `<`."""
+    if isinstance(lines, str) or not lines:
+        raise MrzError("an MRZ is two or three lines")
+    for i, line in enumerate(lines, start=1):
+        if not isinstance(line, str):
+            raise MrzError(f"MRZ line {i} is not text")
+        if not _MRZ_CHARS.fullmatch(line):
+            raise MrzError(f"MRZ line {i} has characters outside A-Z, 0-9 and <")
+    widths = {len(line) for line in lines}
+    fmt = _FORMATS.get((len(lines), widths.pop())) if len(widths) == 1 else None
+    if fmt is None:
+        raise MrzError(
+            "not an MRZ shape: TD1 is 3 lines of 30, TD2 2 lines of 36, TD3 2 lines of 44 "
+            f"characters (got {len(lines)} lines of {sorted(len(x) for x in lines)})"
+        )
+    if fmt == "TD1":
+        return parse_td1(lines)
+    return _parse_two_line(lines, 36 if fmt == "TD2" else 44, fmt)
 
 
 def parse_td1(lines: Sequence[str]) -> MrzResult:
@@ -250,5 +382,6 @@ def parse_td1(lines: Sequence[str]) -> MrzResult:
         ("date_of_expiry", line2[8:14], line2[14]),
         ("composite", _composite_input(line1, line2), line2[29]),
     )
-    failed = [name for name, data, digit in checks if check_digit(data) != digit]
-    return MrzResult(valid=not failed, fields=fields, failed_checks=failed)
+    failed, details = _run_checks(checks)
+    return MrzResult(valid=not failed, fields=fields, failed_checks=failed, format="TD1",
+                     check_digits=details)

@@ -11,6 +11,7 @@ from sanad.credentials.mrz import (
     check_digit,
     dob_field,
     mrz_name,
+    parse_mrz,
     parse_td1,
     td1_lines,
     transliterate,
@@ -202,7 +203,7 @@ def test_transliterate(name, expected):
 def test_name_line_truncation_and_mononym():
     long = mrz_name("Abdulrahman-Al-Hashemi", "Mohammed Khaled Ibrahim")
     assert len(long) == 30
-    assert long == "ABDULRAHMAN<AL<HASHEMI<<MOHAMM"
+    assert long == "ABDULRAHMAN<AL<HASHEMI<<MO<K<I"
     assert mrz_name("", "Nour") == "NOUR" + "<" * 26
     assert mrz_name("Nour", "") == "NOUR" + "<" * 26
     assert mrz_name("محمد", "Nour") == "NOUR" + "<" * 26
@@ -238,3 +239,50 @@ def test_optional_data_round_trips():
     assert result.valid
     assert result.fields["optional_data_1"] == "REG12345"
     assert result.fields["optional_data_2"] == "X1"
+
+
+@pytest.mark.parametrize(
+    ("surname", "given", "length", "expected"),
+    [
+        # Fits: no truncation, filler to the end.
+        ("Eriksson", "Anna Maria", 30, "ERIKSSON<<ANNA<MARIA" + "<" * 10),
+        # Secondary components shortened, last first, down to initials; ends with a letter.
+        ("Abdulrahman-Al-Hashemi", "Mohammed Khaled Ibrahim", 30,
+         "ABDULRAHMAN<AL<HASHEMI<<MO<K<I"),
+        ("Al-Hassan", "Mohammed Khaled Ibrahim Yusuf", 30, "AL<HASSAN<<MOHAMMED<KHALED<I<Y"),
+        # Secondary dropped entirely when even its initials do not fit; then the primary.
+        ("Wolfeschlegelsteinhausenbergerdorff", "Hubert Blaine", 30,
+         "WOLFESCHLEGELSTEINHAUSENBERGER"),
+        # TD3 field is 39 wide.
+        ("Eriksson", "Anna Maria", 39, "ERIKSSON<<ANNA<MARIA" + "<" * 19),
+    ],
+)
+def test_icao_truncation(surname, given, length, expected):
+    name = mrz_name(surname, given, length)
+    assert len(name) == length
+    assert name == expected.ljust(length, "<")
+
+
+def test_truncated_names_end_with_a_letter():
+    name = mrz_name("Abdulrahman-Al-Hashemi", "Mohammed Khaled Ibrahim Yusuf Ali")
+    # Five initials do not fit: the last two are dropped and their room goes back to the first.
+    assert name == "ABDULRAHMAN<AL<HASHEMI<<MO<K<I"
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [["P<UTO" + "A" * 39, "L898902C3"], ["A" * 36], [], "I<UTO", ["a" * 36, "b" * 36],
+     ["I" * 36, "I" * 44]],
+)
+def test_parse_mrz_refuses_what_is_not_an_mrz(lines):
+    with pytest.raises(MrzError):
+        parse_mrz(lines)
+
+
+def test_parse_mrz_td3_personal_number_filler_check_digit():
+    line1 = "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<"
+    body = "L898902C36UTO7408122F1204159" + "<" * 14
+    composite = check_digit(body[0:10] + body[13:20] + body[21:42] + "<")
+    result = parse_mrz([line1, body + "<" + composite])
+    assert result.valid, result.failed_checks
+    assert result.format == "TD3" and result.fields["personal_number"] == ""

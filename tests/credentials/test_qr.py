@@ -7,6 +7,8 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from hypothesis import given
+from hypothesis import strategies as st
 from PIL import Image
 from pycose.headers import KID, Algorithm
 from pycose.keys.okp import OKPKey
@@ -22,6 +24,7 @@ from sanad.credentials.qr import (
     NotCoseSign1,
     SignedMessage,
     UnsupportedAlg,
+    b45decode,
     decode_claims,
     decode_signed,
     qr_png,
@@ -232,3 +235,22 @@ def test_qr_png_and_version(tmp_path):
         assert image.format == "PNG"
         assert image.size == (modules * 4, modules * 4)
     assert qr_version("SND1:ABC") == 1
+
+
+@given(st.binary(max_size=600))
+def test_fast_base45_decoder_matches_the_reference_package(data):
+    text = base45.b45encode(data).decode("ascii")
+    assert b45decode(text) == data
+
+
+@given(st.text(alphabet="0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:ab!é", max_size=12))
+def test_fast_base45_decoder_rejects_what_the_reference_rejects(text):
+    try:
+        expected: bytes | None = base45.b45decode(text)
+    except ValueError:
+        expected = None
+    if expected is None:
+        with pytest.raises(ValueError):
+            b45decode(text)
+    else:
+        assert b45decode(text) == expected

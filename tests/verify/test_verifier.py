@@ -7,12 +7,15 @@ from pathlib import Path
 
 import base45
 import cbor2
+import numpy as np
 import pytest
 
 from sanad.credentials.card import issue_qr
 from sanad.credentials.keys import IssuerKey, TrustList
 from sanad.credentials.qr import sign_claims
+from sanad.credentials.status import StatusListError, encode_status_list, parse_status_list
 from sanad.verify import REASONS, VerificationResult, verify
+from sanad.verify.face import FaceProbe, FaceUnavailable, probe_from_image
 from tests.credentials.cards import VECTOR, VERIFY_AT, random_claims, vector_claims, vector_key
 
 TRUST = TrustList.from_keys([vector_key()])
@@ -154,7 +157,9 @@ def test_unsupported_alg():
 def test_genuinely_signed_but_malformed_claims():
     key = vector_key()
     good = vector_claims().to_cwt()
-    for claims in ({1: "only an issuer"}, {**good, 4: "tomorrow"}):
+    # Our card claim present but broken, or a registered claim mistyped.
+    bad_card = {**good, -65537: {"cn": 5}}
+    for claims in ({1: 5}, {**good, 4: "tomorrow"}, bad_card, {1: "x", 6: float("nan")}):
         result = verify(sign_claims(claims, key), trust=TRUST, at=VERIFY_AT)
         assert result.reasons == ("malformed_claims",)
         assert result.claims is None
@@ -163,6 +168,15 @@ def test_genuinely_signed_but_malformed_claims():
     assert verify(not_a_map, trust=TRUST, at=VERIFY_AT).reasons == ("malformed_claims",)
     not_cbor = forge({1: -8, 4: key.kid}, b"\xff\xfe")
     assert verify(not_cbor, trust=TRUST, at=VERIFY_AT).reasons == ("malformed_claims",)
+
+
+def test_claims_it_does_not_know_are_returned_not_interpreted():
+    key = vector_key()
+    claims = {1: "only an issuer", -260: {1: {"v": [{"dn": 1}]}}, 99: b"\x01"}
+    result = verify(sign_claims(claims, key), trust=TRUST, at=VERIFY_AT)
+    assert result.valid, result.reasons
+    assert result.claims == {"iss": "only an issuer", "-260": {"1": {"v": [{"dn": 1}]}},
+                             "99": "AQ=="}
 
 
 def test_other_prefixes():
@@ -247,7 +261,9 @@ def test_verifier_imports_only_credentials():
                 names = [node.module]
             for name in names:
                 if name.startswith("sanad"):
-                    assert name.startswith(("sanad.credentials", "sanad.verify")), (path, name)
+                    assert name.startswith(
+                        ("sanad.credentials", "sanad.verify", "sanad.errors")
+                    ), (path, name)
                 assert not name.startswith(("sqlalchemy", "fastapi", "psycopg")), (path, name)
 
 
@@ -269,3 +285,98 @@ def test_claims_without_optional_fields():
     assert result.valid
     assert result.claims is not None
     assert "face_template" not in result.claims and "status_index" not in result.claims
+
+
+# -- status list and 1:1 face check ------------------------------------------------------------
+
+
+def _status(revoked=(), *, allocated=200_000, issued_at=VERIFY_AT, issuer="SANAD-TEST",
+            key=None, version=3):
+    data = encode_status_list(revoked=revoked, allocated=allocated, version=version,
+                              issuer=issuer, issued_at=issued_at, key=key or vector_key())
+    return parse_status_list(data, trust=TRUST)
+
+
+def test_revoked_card_is_rejected_offline_and_still_shows_whose_it_is():
+    claims = random_claims(status_index=42)
+    text = issue_qr(claims, vector_key())
+    assert verify(text, trust=TRUST, at=VERIFY_AT, status=_status([41, 43])).valid
+    result = verify(text, trust=TRUST, at=VERIFY_AT, status=_status([42]))
+    assert result.reasons == ("revoked",)
+    assert result.claims is not None and result.claims["card_number"] == claims.card_number
+    assert result.status is not None and result.status["version"] == 3
+
+
+def test_stale_and_unknown_status_are_distinct_from_signature_errors():
+    text = issue_qr(random_claims(status_index=7), vector_key())
+    old = _status(issued_at=VERIFY_AT - timedelta(days=8))
+    assert verify(text, trust=TRUST, at=VERIFY_AT, status=old).reasons == ("status_stale",)
+    assert verify(text, trust=TRUST, at=VERIFY_AT, status=old,
+                  status_max_age=timedelta(days=9)).valid
+    revoked_old = _status([7], issued_at=VERIFY_AT - timedelta(days=8))
+    assert verify(text, trust=TRUST, at=VERIFY_AT, status=revoked_old).reasons == (
+        "revoked", "status_stale")
+    # No list at all, when one is required; a list of another issuer; an index beyond the list.
+    assert verify(text, trust=TRUST, at=VERIFY_AT, require_status=True).reasons == (
+        "status_unknown",)
+    assert verify(text, trust=TRUST, at=VERIFY_AT).valid  # library default: not required
+    other = _status(issuer="ANOTHER-ISSUER")
+    assert verify(text, trust=TRUST, at=VERIFY_AT, status=other).reasons == ("status_unknown",)
+    far = issue_qr(random_claims(status_index=10_000_000), vector_key())
+    assert verify(far, trust=TRUST, at=VERIFY_AT, status=_status()).reasons == (
+        "status_unknown",)
+
+
+def test_status_list_is_signed_versioned_and_compressed():
+    key = vector_key()
+    data = encode_status_list(revoked=[0, 9, 131_071], allocated=10, version=12,
+                              issuer="SANAD-TEST", issued_at=VERIFY_AT, key=key)
+    assert len(data) < 400  # 131072 bits (16 KiB) compress to a few dozen bytes
+    parsed = parse_status_list(data, trust=TRUST)
+    assert (parsed.version, parsed.size, parsed.revoked_count()) == (12, 131_072, 3)
+    assert [parsed.is_revoked(i) for i in (0, 1, 9, 131_071, 131_072)] == [
+        True, False, True, True, None]
+    stranger = IssuerKey.generate()
+    with pytest.raises(StatusListError, match="not trusted"):
+        parse_status_list(data, trust=TrustList.from_keys([stranger]))
+    for i in range(0, len(data), 7):
+        tampered = data[:i] + bytes([data[i] ^ 0x01]) + data[i + 1:]
+        with pytest.raises(StatusListError):
+            parse_status_list(tampered, trust=TRUST)
+    with pytest.raises(StatusListError):
+        parse_status_list(b"", trust=TRUST)
+
+
+def test_face_check_matches_mismatches_and_unavailable():
+    rng = np.random.default_rng(5)
+    enrolled = rng.normal(size=128)
+    template = (np.rint(enrolled / np.linalg.norm(enrolled) * 127)).astype(np.int8).tobytes()
+    text = issue_qr(random_claims(face_template=template), vector_key())
+    same = FaceProbe.from_vector(enrolled + rng.normal(scale=0.1, size=128))
+    ok = verify(text, trust=TRUST, at=VERIFY_AT, face=same)
+    assert ok.valid and ok.face_score is not None and ok.face_score > 0.9
+    other = FaceProbe.from_vector(rng.normal(size=128))
+    bad = verify(text, trust=TRUST, at=VERIFY_AT, face=other)
+    assert bad.reasons == ("face_mismatch",) and bad.face_score is not None
+    assert bad.to_json()["face_score"] == round(bad.face_score, 4)
+    bare = issue_qr(random_claims(face_template=None), vector_key())
+    assert verify(bare, trust=TRUST, at=VERIFY_AT, face=same).reasons == ("face_unavailable",)
+    wrong_dim = FaceProbe.from_vector(rng.normal(size=64))
+    assert verify(text, trust=TRUST, at=VERIFY_AT, face=wrong_dim).reasons == ("face_mismatch",)
+    with pytest.raises(FaceUnavailable):
+        FaceProbe.from_vector(np.zeros(128))
+
+
+def test_probe_from_image_uses_the_encoder_protocol():
+    class FixedEncoder:
+        def __init__(self, vector):
+            self.vector = vector
+
+        def extract(self, image: bytes):
+            assert image == b"jpeg bytes"
+            return self.vector
+
+    vec = np.arange(1, 129, dtype=np.float32)
+    probe = probe_from_image(b"jpeg bytes", encoder=FixedEncoder(vec), threshold=0.7)
+    assert probe.threshold == 0.7
+    assert np.allclose(probe.vector, vec / np.linalg.norm(vec))
