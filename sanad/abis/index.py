@@ -1,10 +1,14 @@
-"""The 1:N gallery index: a protocol and two in-process backends.
+"""The 1:N gallery index: the protocol, the exact backends and the backend registry.
+
+Backends: ``exact`` (numpy) and ``faiss-flat`` here; ``twostage`` (fast exhaustive search for
+large galleries, `sanad.abis.twostage`) and ``milvus`` (pymilvus; milvus-lite in-process or a
+Milvus server, `sanad.abis.milvus`) in their own modules, imported on demand.
 
 The database is the source of truth; an index is a cache of ``(gallery id, unit template)``
 pairs that can be rebuilt from it. ``watermark`` records how far into the database's change
 sequence the index is, so a process starting with a saved index replays only newer changes.
 
-Both backends write the same backend-neutral file (ids, float32 vectors, watermark in an
+Every backend writes the same backend-neutral file (ids, float32 vectors, watermark in an
 ``.npz`` archive), so changing ``SANAD_INDEX_BACKEND`` never forces a rebuild.
 """
 
@@ -25,7 +29,7 @@ from sanad.errors import SanadError
 FloatMatrix = npt.NDArray[np.float32]
 IdArray = npt.NDArray[np.int64]
 
-INDEX_KINDS: tuple[str, ...] = ("exact", "faiss-flat")
+INDEX_KINDS: tuple[str, ...] = ("exact", "faiss-flat", "twostage", "milvus")
 
 # Scores are cosines only if vectors are unit length; anything further off than float32
 # rounding is a caller bug (an unnormalised model output), not noise worth accepting.
@@ -412,24 +416,34 @@ class FaissFlatIndex:
         return index
 
 
-_BACKENDS: dict[str, type[ExactIndex] | type[FaissFlatIndex]] = {
-    ExactIndex.identifier: ExactIndex,
-    FaissFlatIndex.identifier: FaissFlatIndex,
-}
+def _backend(kind: str) -> Any:
+    """The backend class of ``kind``; optional backends are imported only when asked for."""
+    if kind == ExactIndex.identifier:
+        return ExactIndex
+    if kind == FaissFlatIndex.identifier:
+        return FaissFlatIndex
+    if kind == "twostage":
+        from sanad.abis.twostage import TwoStageIndex
+
+        return TwoStageIndex
+    if kind == "milvus":
+        from sanad.abis.milvus import MilvusIndex
+
+        return MilvusIndex
+    raise ValueError(f"unknown index kind {kind!r}; known: {', '.join(INDEX_KINDS)}")
 
 
-def _backend(kind: str) -> type[ExactIndex] | type[FaissFlatIndex]:
-    try:
-        return _BACKENDS[kind]
-    except KeyError:
-        raise ValueError(f"unknown index kind {kind!r}; known: {', '.join(INDEX_KINDS)}") from None
+def make_index(kind: str, dim: int, **options: Any) -> GalleryIndex:
+    """An empty index of backend ``kind`` (one of `INDEX_KINDS`).
+
+    ``options`` go to the backend's constructor: ``shortlist`` for ``twostage``, ``uri`` for
+    ``milvus``; the exact backends take none.
+    """
+    index: GalleryIndex = _backend(kind)(dim, **options)
+    return index
 
 
-def make_index(kind: str, dim: int) -> GalleryIndex:
-    """An empty index of backend ``kind`` (one of `INDEX_KINDS`)."""
-    return _backend(kind)(dim)
-
-
-def load_index(kind: str, path: Path) -> GalleryIndex:
+def load_index(kind: str, path: Path, **options: Any) -> GalleryIndex:
     """Load a saved index (written by any backend) into backend ``kind``."""
-    return _backend(kind).load(path)
+    index: GalleryIndex = _backend(kind).load(path, **options)
+    return index

@@ -16,9 +16,35 @@ from sanad.abis.index import (
     load_index,
     make_index,
 )
+from sanad.abis.milvus import MilvusIndex
+from sanad.abis.twostage import TwoStageIndex
 from sanad.biometrics.synthetic import SyntheticPopulation
 
 DIM = 32
+# Score tolerance per backend: twostage scores int8 templates (about 0.001 off a float32
+# cosine in 32-d, sd; see sanad.abis.twostage); the others are float32-exact.
+TOLERANCE = {"exact": 1e-5, "faiss-flat": 1e-5, "milvus": 1e-5, "twostage": 0.005}
+
+
+def assert_like_brute_force(got, vectors, ids, probes, tol: float) -> None:
+    """``got`` is a correct top-k of ``probes`` against ``(ids, vectors)`` within ``tol``.
+
+    Scores match the brute-force ranking position by position, and each returned id truly
+    scores (within ``tol``) what its position promises, so a lossy backend may only swap
+    near-ties. At float32 tolerance the ids must be exactly the brute-force ones.
+    """
+    got_s, got_i = got
+    k = got_s.shape[1]
+    want_s, want_i = brute_force(vectors, ids, probes, k)
+    assert np.allclose(got_s, want_s, atol=tol)
+    if tol <= 1e-5:
+        assert np.array_equal(got_i, want_i)
+        return
+    row_of = {int(i): r for r, i in enumerate(ids)}
+    true = np.array([[probes[p] @ vectors[row_of[int(i)]] for i in row] for p, row in
+                     enumerate(got_i)])
+    assert np.allclose(true, want_s, atol=tol)
+    assert all(len(set(row.tolist())) == k for row in got_i)
 
 
 def unit_rows(n: int, seed: int = 0, dim: int = DIM) -> np.ndarray:
@@ -59,20 +85,22 @@ def test_identifier_and_dim(index: GalleryIndex, kind: str) -> None:
 
 
 def test_backend_classes_are_gallery_indexes() -> None:
-    # Static check (mypy): both satisfy the protocol.
-    backends: list[GalleryIndex] = [ExactIndex(DIM), FaissFlatIndex(DIM)]
+    # Static check (mypy): every backend satisfies the protocol.
+    backends: list[GalleryIndex] = [
+        ExactIndex(DIM), FaissFlatIndex(DIM), TwoStageIndex(DIM), MilvusIndex(DIM)
+    ]
     assert [b.identifier for b in backends] == list(INDEX_KINDS)
 
 
-def test_search_matches_brute_force(filled: tuple[GalleryIndex, np.ndarray, np.ndarray]) -> None:
+def test_search_matches_brute_force(
+    filled: tuple[GalleryIndex, np.ndarray, np.ndarray], kind: str
+) -> None:
     index, ids, vectors = filled
     probes = unit_rows(25, seed=1)
     scores, found = index.search(probes, 10)
     assert scores.shape == found.shape == (25, 10)
     assert scores.dtype == np.float32 and found.dtype == np.int64
-    want_scores, want_ids = brute_force(vectors, ids, probes, 10)
-    assert np.allclose(scores, want_scores, atol=1e-5)
-    assert np.array_equal(found, want_ids)
+    assert_like_brute_force((scores, found), vectors, ids, probes, TOLERANCE[kind])
     assert np.all(np.diff(scores, axis=1) <= 0)
 
 
@@ -82,7 +110,7 @@ def test_a_gallery_member_finds_itself_first(
     index, ids, vectors = filled
     scores, found = index.search(vectors[:50], 3)
     assert np.array_equal(found[:, 0], ids[:50])
-    assert np.allclose(scores[:, 0], 1.0, atol=1e-5)
+    assert np.allclose(scores[:, 0], 1.0, atol=1e-4)
 
 
 def test_empty_gallery_returns_padding(index: GalleryIndex) -> None:
@@ -107,7 +135,9 @@ def test_empty_probe_batch(filled: tuple[GalleryIndex, np.ndarray, np.ndarray]) 
     assert scores.shape == found.shape == (0, 3)
 
 
-def test_remove_forgets_entries(filled: tuple[GalleryIndex, np.ndarray, np.ndarray]) -> None:
+def test_remove_forgets_entries(
+    filled: tuple[GalleryIndex, np.ndarray, np.ndarray], kind: str
+) -> None:
     index, ids, vectors = filled
     gone = ids[[0, 17, 150, -1]]  # first, middle and last rows: exercises swap-with-last
     index.remove(gone)
@@ -118,9 +148,9 @@ def test_remove_forgets_entries(filled: tuple[GalleryIndex, np.ndarray, np.ndarr
     # Every survivor is still found under its own id after rows moved.
     _, found = index.search(vectors[keep], 1)
     assert np.array_equal(found[:, 0], ids[keep])
-    _, want_ids = brute_force(vectors[keep], ids[keep], vectors[:20], 5)
-    _, found = index.search(vectors[:20], 5)
-    assert np.array_equal(found, want_ids)
+    assert_like_brute_force(
+        index.search(vectors[:20], 5), vectors[keep], ids[keep], vectors[:20], TOLERANCE[kind]
+    )
 
 
 def test_removed_id_can_be_added_again(index: GalleryIndex) -> None:
@@ -217,10 +247,12 @@ def test_save_and_load_round_trip(
         assert restored.identifier == target
         assert len(restored) == len(index) and restored.watermark == 41
         probes = vectors[:30]
-        want_scores, want_ids = index.search(probes, 7)
-        got_scores, got_ids = restored.search(probes, 7)
-        assert np.array_equal(got_ids, want_ids)
-        assert np.allclose(got_scores, want_scores, atol=1e-5)
+        keep = np.isin(ids, ids[10:])
+        tol = max(TOLERANCE[kind], TOLERANCE[target])
+        got = restored.search(probes, 7)
+        assert_like_brute_force(got, vectors[keep], ids[keep], probes, tol)
+        if tol <= 1e-5:
+            assert np.array_equal(got[1], index.search(probes, 7)[1])
 
 
 def test_save_replaces_an_existing_file(index: GalleryIndex, tmp_path: Path) -> None:
@@ -270,15 +302,18 @@ def test_backends_agree_on_a_synthetic_population() -> None:
     rng = np.random.default_rng(0)
     gallery = pop.captures(range(3000), rng)
     probes = pop.captures(range(0, 3000, 30), rng)
-    results = []
+    results = {}
     for kind in INDEX_KINDS:
-        idx = make_index(kind, gallery.shape[1])
+        # A short shortlist, so the twostage Hamming stage really filters (3000 > 64).
+        options = {"shortlist": 64} if kind == "twostage" else {}
+        idx = make_index(kind, gallery.shape[1], **options)
         idx.add(np.arange(3000), gallery)
-        results.append(idx.search(probes, 10))
-    (s0, i0), (s1, i1) = results
-    assert np.array_equal(i0[:, 0], i1[:, 0])
+        results[kind] = idx.search(probes, 10)
+    s0, i0 = results["exact"]
     assert np.array_equal(i0[:, 0], np.arange(0, 3000, 30))
-    assert np.allclose(s0, s1, atol=1e-5)
+    for kind, (s, i) in results.items():
+        assert np.array_equal(i[:, 0], i0[:, 0]), kind
+        assert np.allclose(s[:, 0], s0[:, 0], atol=TOLERANCE[kind]), kind
 
 
 def test_exact_search_in_blocks_matches(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -166,3 +166,100 @@ def test_respell_keeps_capitalisation() -> None:
 def test_respell_rejects_an_empty_name() -> None:
     with pytest.raises(ValueError):
         respell("  ", np.random.default_rng(0))
+
+
+# --- the population calibrated to SFace ---------------------------------------------------------
+
+from sanad.biometrics.synthetic import (  # noqa: E402
+    SFACE_GENUINE_MEAN,
+    SFACE_GENUINE_SD,
+    SFACE_IMPOSTOR_MEAN,
+    CalibratedPopulation,
+    chunked_normals,
+    enrolment_stream,
+    isotropic_captures,
+)
+
+
+@pytest.fixture(scope="module")
+def calibrated() -> tuple[CalibratedPopulation, np.ndarray, np.ndarray]:
+    pop = CalibratedPopulation(seed=5)
+    rng = np.random.default_rng(1)
+    ids = np.arange(4000)
+    return pop, pop.captures(ids, rng), pop.captures(ids, rng)
+
+
+def test_calibrated_scores_follow_sface(calibrated) -> None:
+    pop, a, b = calibrated
+    genuine = np.sum(a * b, axis=1)
+    assert genuine.mean() == pytest.approx(SFACE_GENUINE_MEAN, abs=0.02)
+    assert genuine.std() == pytest.approx(SFACE_GENUINE_SD, abs=0.015)
+    households = pop.households(np.arange(4000))
+    scores = a[:2000] @ b[2000:].T
+    strangers = households[:2000, None] != households[None, 2000:]
+    assert scores[strangers].mean() == pytest.approx(SFACE_IMPOSTOR_MEAN, abs=0.02)
+
+
+def test_siblings_are_hard_impostors(calibrated) -> None:
+    pop, a, b = calibrated
+    households = pop.households(np.arange(4000))
+    scores = a @ b.T
+    same = households[:, None] == households[None, :]
+    np.fill_diagonal(same, False)
+    siblings = scores[same]
+    strangers = scores[:500, 2000:2500].ravel()
+    assert siblings.size > 1000
+    assert siblings.mean() > strangers.mean() + 0.15
+    assert siblings.mean() < np.sum(a * b, axis=1).mean() - 0.25
+
+
+def test_calibrated_generation_is_order_independent_and_seeded() -> None:
+    pop = CalibratedPopulation(seed=9)
+    x = pop.identity_templates(np.array([9000, 3, 4096]))
+    y = pop.identity_templates(np.array([3, 4096, 9000]))
+    assert np.array_equal(x[0], y[2]) and np.array_equal(x[1], y[0])
+    assert np.allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-6)
+    assert not np.array_equal(x, CalibratedPopulation(seed=10).identity_templates([9000, 3, 4096]))
+    assert np.array_equal(CalibratedPopulation(seed=9).households([5000]), pop.households([5000]))
+
+
+def test_households_cover_sizes_one_to_eight() -> None:
+    households = CalibratedPopulation(seed=1).households(np.arange(20000))
+    assert np.all(np.diff(households) >= 0)  # consecutive identities share households
+    sizes = np.bincount(households)[:-1]  # the last one may be cut off
+    assert sizes.min() >= 1 and sizes.max() <= 8
+    assert 4.0 < sizes.mean() < 5.0
+
+
+def test_isotropic_captures_have_the_isotropic_statistics() -> None:
+    rng = np.random.default_rng(0)
+    a = isotropic_captures(2, np.arange(2000), rng)
+    b = isotropic_captures(2, np.arange(2000), rng)
+    assert np.sum(a * b, axis=1).mean() == pytest.approx(0.78, abs=0.02)
+    assert abs((a[:1000] @ b[1000:].T).mean()) < 0.01
+    assert np.array_equal(chunked_normals(1, 2, np.array([5, 5000]), 8)[1],
+                          chunked_normals(1, 2, np.array([5000]), 8)[0])
+
+
+def test_enrolment_stream_has_two_percent_reenrolments() -> None:
+    stream = enrolment_stream(50_000, seed=3)
+    first_seen = {}
+    repeats = 0
+    for record, identity in enumerate(stream.tolist()):
+        if identity in first_seen:
+            repeats += 1
+            assert first_seen[identity] < record
+        else:
+            assert identity == len(first_seen)  # new identities are numbered in order
+            first_seen[identity] = record
+    assert repeats / stream.size == pytest.approx(0.02, abs=0.003)
+    assert np.array_equal(stream, enrolment_stream(50_000, seed=3))
+    with pytest.raises(ValueError):
+        enrolment_stream(10, seed=0, reenrolment_rate=1.0)
+
+
+@pytest.mark.parametrize("kwargs", [{"seed": -1}, {"seed": 0, "dim": 1},
+                                    {"seed": 0, "sibling_share": 1.0}])
+def test_invalid_calibrated_arguments(kwargs) -> None:
+    with pytest.raises(ValueError):
+        CalibratedPopulation(**kwargs)

@@ -1,0 +1,55 @@
+"""`sanad abis …`: the 1:N gallery index (rebuild from the database)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+from sanad.cli._common import actor, err, group, print_json, registry
+
+abis_app = group("abis", "The 1:N face gallery index.")
+
+
+@abis_app.command("rebuild")
+def rebuild(
+    backend: Annotated[
+        str | None,
+        typer.Option(help="Index backend; default SANAD_INDEX_BACKEND."),
+    ] = None,
+    batch: Annotated[int, typer.Option(min=1, help="Templates read per database batch.")] = 20_000,
+) -> None:
+    """Rebuild the gallery index from the database and save it; prints a JSON report."""
+    from sanad.abis.index import INDEX_KINDS
+    from sanad.abis.rebuild import count_face_records, rebuild_index
+    from sanad.errors import InvalidInput
+
+    reg = registry()
+    try:
+        s = reg.settings
+        kind = backend or s.index_backend
+        if kind not in INDEX_KINDS:
+            raise InvalidInput(
+                f"unknown index backend {kind!r}; known: {', '.join(INDEX_KINDS)}",
+                field="backend",
+            )
+        options: dict[str, Any] = {}
+        if kind == "twostage":
+            options["shortlist"] = s.index_shortlist
+        elif kind == "milvus" and s.milvus_uri:
+            options["uri"] = s.milvus_uri
+        with reg.sessions() as session:
+            total = count_face_records(session)
+        with Progress(
+            "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), console=err,
+        ) as progress:
+            task = progress.add_task(f"rebuilding {kind} index", total=total)
+            _, report = rebuild_index(
+                reg.sessions, sealer=reg.sealer, kind=kind, path=s.index_path, actor=actor(),
+                batch=batch, progress=lambda n: progress.advance(task, n), **options,
+            )
+    finally:
+        reg.engine.dispose()
+    print_json(report.to_json())

@@ -1,0 +1,46 @@
+"""`sanad bench abis` at a tiny size: the named figures exist and are sane (never timings)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sanad.bench.runner import BENCHMARKS, BenchmarkParamError, run_benchmark
+
+TINY = {"n": 3000, "mated": 100, "singles": 20, "dedup_n": 3000, "repeats": 1,
+        "shortlist": 128}
+NAMES = ("probe_p50_ms", "probe_p99_ms", "batch_probe_per_s", "mate_recall", "recall_at_10",
+         "speedup_vs_exact", "speedup_vs_faiss_flat", "index_mb", "index_rss_mb",
+         "dedup_per_s", "dedup_mate_recall", "dedup_full_min_est")
+
+
+def test_abis_reports_every_figure_per_generator(tmp_path: Path) -> None:
+    result = run_benchmark("abis", params=TINY, json_output=True, results_dir=tmp_path)
+    f = result.figures
+    for generator in ("isotropic", "calibrated"):
+        for name in NAMES:
+            assert f"{name}_{generator}" in f
+        assert f[f"mate_recall_{generator}"] >= 0.99
+        assert f[f"dedup_mate_recall_{generator}"] >= 0.99
+        assert f[f"mated_probes_counted_{generator}"] >= 95
+        assert 0 < f[f"recall_at_10_{generator}"] <= 1
+        assert f[f"probe_p99_ms_{generator}"] >= f[f"probe_p50_ms_{generator}"]
+        # 3000 x 156 B of arrays, plus growth slack.
+        assert 0.4 < f[f"index_mb_{generator}"] < 2
+        assert f[f"dedup_repeats_{generator}"] > 20
+    assert list(tmp_path.glob("abis-*.json"))
+    assert "abis" in BENCHMARKS
+
+
+def test_one_generator_only(tmp_path: Path) -> None:
+    result = run_benchmark("abis", params={**TINY, "generators": "calibrated"},
+                           json_output=True, results_dir=tmp_path)
+    assert all(k.endswith("_calibrated") for k in result.figures)
+
+
+@pytest.mark.parametrize("params", [{"generators": "gaussian"}, {"n": 1}, {"shortlist": 5},
+                                    {"mated": 10, "singles": 11}])
+def test_bad_params(tmp_path: Path, params: dict[str, object]) -> None:
+    with pytest.raises(BenchmarkParamError):
+        run_benchmark("abis", params={**TINY, **params}, json_output=True, results_dir=tmp_path)
