@@ -15,7 +15,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from sanad.app import create_app
 from sanad.config import Settings
 from sanad.registry import all_models, migrate  # noqa: F401  (complete metadata)
 from sanad.registry.db import Base, make_engine
@@ -90,6 +89,8 @@ def registry(initialised: tuple[Settings, str]) -> Iterator[Registry]:
 
 @pytest.fixture
 def client(registry: Registry) -> Iterator[TestClient]:
+    from sanad.app import create_app  # imported here: tests of services need no app
+
     with TestClient(create_app(registry=registry), raise_server_exceptions=False) as c:
         yield c
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 import uuid
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sqlalchemy import func, select
@@ -25,6 +26,7 @@ from sanad.registry.models import BiometricRecord
 from sanad.registry.sealing import TemplateSealer
 
 FACE = "face"
+PHOTO = "photo"
 
 
 def template_aad(person_id: uuid.UUID, modality: str) -> bytes:
@@ -35,31 +37,40 @@ def template_aad(person_id: uuid.UUID, modality: str) -> bytes:
 class Gallery:
     """The face gallery of one process: index + lock + catch-up from the database."""
 
-    def __init__(self, index: GalleryIndex, sealer: TemplateSealer, path: Path | None) -> None:
+    def __init__(
+        self, index: GalleryIndex, sealer: TemplateSealer, path: Path | None,
+        options: dict[str, Any] | None = None,
+    ) -> None:
         self.index = index
+        self.options = options or {}
         self.sealer = sealer
         self.path = path
         # Serialises search→commit→add inside this process; PostgreSQL additionally takes an
         # advisory lock so that separate processes serialise too.
         self.lock = threading.RLock()
+        self._erasures_seen = -1
 
     @classmethod
-    def open(cls, *, kind: str, sealer: TemplateSealer, path: Path | None) -> Gallery:
-        index: GalleryIndex = make_index(kind, FACE_DIM)
+    def open(
+        cls, *, kind: str, sealer: TemplateSealer, path: Path | None, **options: Any
+    ) -> Gallery:
+        """Load the snapshot at `path` (if any) into backend `kind`; `options` go to the
+        backend (`shortlist` for twostage, `uri` for milvus)."""
+        index: GalleryIndex = make_index(kind, FACE_DIM, **options)
         if path is not None and path.exists():
             try:
-                index = load_index(kind, path)
+                index = load_index(kind, path, **options)
             except IndexFileError:
                 # A damaged snapshot is only a cache: start empty and rebuild from the database.
-                index = make_index(kind, FACE_DIM)
-        return cls(index, sealer, path)
+                index = make_index(kind, FACE_DIM, **options)
+        return cls(index, sealer, path, options)
 
     def catch_up(self, session: Session, *, batch: int = 20_000) -> int:
         """Add every committed face record newer than the watermark; returns how many."""
         with self.lock:
             db_max = session.scalar(select(func.max(BiometricRecord.id))) or 0
             if self.index.watermark > db_max:
-                self.index = make_index(self.index.identifier, FACE_DIM)
+                self.index = make_index(self.index.identifier, FACE_DIM, **self.options)
             added = 0
             while True:
                 rows = session.execute(
@@ -71,12 +82,20 @@ class Gallery:
                 ).all()
                 if not rows:
                     break
-                self._add(
-                    [r.id for r in rows],
-                    [self.sealer.open(r.template, aad=template_aad(r.person_id, FACE))
-                     for r in rows],
+                # One data-key query per batch; records erased meanwhile open as None.
+                opened = self.sealer.open_many(
+                    [(r.template, template_aad(r.person_id, FACE)) for r in rows],
+                    session=session, skip_destroyed=True,
                 )
-                added += len(rows)
+                live = [(r.id, t) for r, t in zip(rows, opened, strict=True) if t is not None]
+                if live:
+                    self._add([i for i, _ in live], [t for _, t in live])
+                    added += len(live)
+                self.index.add(
+                    np.empty(0, dtype=np.int64), np.empty((0, FACE_DIM), np.float32),
+                    watermark=rows[-1].id,
+                )
+            self._sync_erasures(session)
             if db_max > self.index.watermark:
                 # Records of other modalities advance the watermark too.
                 self.index.add(
@@ -84,6 +103,15 @@ class Gallery:
                     watermark=db_max,
                 )
             return added
+
+    def _sync_erasures(self, session: Session) -> None:
+        """Drop ids that an erasure in another process removed (cheap when nothing changed)."""
+        from sanad.registry.erasure import erasure_count, sync_gallery_erasures  # cycle
+
+        count = erasure_count(session)
+        if count != self._erasures_seen:
+            sync_gallery_erasures(self, session)
+            self._erasures_seen = count
 
     def _add(self, ids: list[int], templates: list[bytes]) -> None:
         vectors = np.stack([decode_template(t, FACE_DIM) for t in templates])

@@ -26,24 +26,57 @@ LatinName = Annotated[str, Field(min_length=1, max_length=100, examples=["Mohamm
 ArabicName = Annotated[str, Field(default="", max_length=100, examples=["محمد"])]
 
 
+MAX_PHOTO_BYTES = 5 * 1024 * 1024
+
+
 class FaceCapture(BaseModel):
-    """A face template from a capture device (base64 of little-endian float32)."""
+    """A face capture: a photo (the server extracts the template and checks quality), or a
+    template computed by a trusted capture device, or both (the photo is kept for the card)."""
 
     model_config = ConfigDict(extra="forbid")
-    template: str = Field(description="Base64 of the float32 template vector.")
-    quality: float = Field(ge=0.0, le=1.0, examples=[0.92])
+    template: str | None = Field(
+        default=None, description="Base64 of the little-endian float32 template vector."
+    )
+    photo: str | None = Field(
+        default=None, max_length=MAX_PHOTO_BYTES * 4 // 3 + 4,
+        description="Base64 of a JPEG or PNG face photo (at most 5 MB).",
+    )
+    quality: float | None = Field(
+        default=None, ge=0.0, le=1.0, examples=[0.92],
+        description="Capture quality from the device; computed from the photo when absent.",
+    )
 
-    @field_validator("template")
+    @field_validator("template", "photo")
     @classmethod
-    def _base64(cls, v: str) -> str:
+    def _base64(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
         try:
             base64.b64decode(v, validate=True)
         except (binascii.Error, ValueError) as exc:
-            raise ValueError("template must be base64") from exc
+            raise ValueError("must be base64") from exc
         return v
 
-    def template_bytes(self) -> bytes:
-        return base64.b64decode(self.template)
+    @model_validator(mode="after")
+    def _something(self) -> FaceCapture:
+        if self.template is None and self.photo is None:
+            raise ValueError("give a photo or a template")
+        return self
+
+    def template_bytes(self) -> bytes | None:
+        return base64.b64decode(self.template) if self.template is not None else None
+
+    def photo_bytes(self) -> bytes | None:
+        return base64.b64decode(self.photo) if self.photo is not None else None
+
+
+class MissingBiometric(BaseModel):
+    """A biometric that could not be captured (e.g. finger 7 amputated)."""
+
+    model_config = ConfigDict(extra="forbid")
+    modality: str = Field(pattern=r"^(face|finger:(10|[1-9]))$", examples=["finger:7"])
+    reason: Literal["amputated", "unreadable", "bandaged", "refused", "other"]
+    note: str = Field(default="", max_length=500, pattern=r"^[^\x00-\x08\x0b-\x1f\x7f]*$")
 
 
 class PersonCreate(BaseModel):
@@ -63,7 +96,26 @@ class PersonCreate(BaseModel):
     nationality: str = Field(pattern=r"^[A-Z]{3}$", examples=["SYR"])
     relationship_to_head: Literal["head", "spouse", "child", "parent", "sibling", "other"]
     phone: str | None = Field(default=None, pattern=r"^\+[1-9][0-9]{6,14}$")
-    face: FaceCapture
+    face: FaceCapture | None = Field(
+        default=None, description="Required unless `biometrics_refused_reason` is given."
+    )
+    biometrics_refused_reason: str | None = Field(
+        default=None, min_length=3, max_length=500, pattern=r"^[^\x00-\x08\x0b-\x1f\x7f]+$",
+        description="Why no biometrics were captured (refusal, medical, …). The person is "
+        "enrolled on the alternative path: biographic dedup and mandatory adjudication.",
+    )
+    missing_biometrics: list[MissingBiometric] = Field(
+        default_factory=list, max_length=11,
+        description="Biometrics that could not be captured, each with a reason.",
+    )
+
+    @model_validator(mode="after")
+    def _face_or_reason(self) -> PersonCreate:
+        if self.face is None and not self.biometrics_refused_reason:
+            raise ValueError("face is required unless biometrics_refused_reason is given")
+        if self.face is not None and self.biometrics_refused_reason:
+            raise ValueError("give either face or biometrics_refused_reason, not both")
+        return self
 
     @field_validator("given_name", "family_name")
     @classmethod
@@ -96,14 +148,22 @@ class PersonCreate(BaseModel):
         return v
 
 
+_PLAIN = r"^[^\x00-\x1f\x7f]+$"  # no control characters (PostgreSQL refuses NUL in text)
+
+
 class HouseholdCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    province: str = Field(min_length=1, max_length=80)
-    district: str = Field(min_length=1, max_length=80)
-    site: str = Field(default="central", min_length=1, max_length=80)
-    station: str = Field(default="web", min_length=1, max_length=80)
+    province: str = Field(min_length=1, max_length=80, pattern=_PLAIN)
+    district: str = Field(min_length=1, max_length=80, pattern=_PLAIN)
+    site: str = Field(default="central", min_length=1, max_length=80, pattern=_PLAIN)
+    station: str = Field(default="web", min_length=1, max_length=80, pattern=_PLAIN)
     members: list[PersonCreate] = Field(min_length=1, max_length=30)
+    request_adjudication: bool = Field(
+        default=False,
+        description="Send members matching an existing identity to an adjudicator instead of "
+        "refusing the submission (e.g. the person says they are a twin).",
+    )
 
     @model_validator(mode="after")
     def _one_head(self) -> HouseholdCreate:
@@ -115,10 +175,12 @@ class HouseholdCreate(BaseModel):
 
 class CandidatePublic(BaseModel):
     person_id: uuid.UUID | None = Field(
-        description="Existing identity, or null for another member of the same submission."
+        description="Existing identity, or the new record of another member of the same "
+        "submission (`member_no` set); null when that member was not created."
     )
     member_no: int | None = None
     score: float
+    source: Literal["face", "biographic"] = "face"
 
 
 class MemberOutcome(BaseModel):

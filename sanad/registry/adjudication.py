@@ -1,0 +1,277 @@
+"""Adjudication: a human decides whether a flagged enrolment is someone already registered.
+
+Rules built in (lessons from other registries' trackers):
+- "same person" links the new record to the existing identity (status `linked`,
+  `duplicate_of`), and moves its biometric captures onto that identity (re-sealed to it);
+  no second identity ever becomes active.
+- "different person" activates the new record and remembers every candidate pair as judged
+  at both records' current versions: the pair is not raised again unless either changes.
+- Overriding a candidate scoring at or above the match threshold as "different" needs a
+  second, different adjudicator (two-person rule); until then the case waits in
+  `awaiting_second` and the person stays pending.
+- Every step is audited.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from sanad import audit
+from sanad.errors import InvalidInput, NotFound, SanadError
+from sanad.notify.outbox import emit
+from sanad.registry.db import utcnow
+from sanad.registry.gallery import template_aad
+from sanad.registry.models import (
+    AdjudicatedPair,
+    AdjudicationCase,
+    BiometricRecord,
+    Person,
+    PersonStatus,
+)
+from sanad.registry.sealing import TemplateSealer
+
+
+class CaseStatus(StrEnum):
+    OPEN = "open"
+    AWAITING_SECOND = "awaiting_second"
+    RESOLVED = "resolved"
+
+
+class Verdict(StrEnum):
+    SAME_PERSON = "same_person"
+    DIFFERENT_PERSON = "different_person"
+
+
+class CaseClosed(SanadError):
+    """The case is already resolved."""
+
+    code = "case_closed"
+    status = 409
+
+
+class SecondAdjudicatorRequired(SanadError):
+    """The two-person rule needs a different adjudicator for the second decision."""
+
+    code = "second_adjudicator_required"
+    status = 409
+
+
+_COMPARED = ("given_name", "family_name", "father_name", "given_name_ar", "family_name_ar",
+             "father_name_ar", "date_of_birth", "dob_precision", "sex", "nationality",
+             "province", "district")
+
+
+@dataclass(frozen=True)
+class CaseSummary:
+    id: uuid.UUID
+    person_id: uuid.UUID
+    person_name: str
+    kind: str
+    status: str
+    best_score: float | None
+    needs_second: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class CandidateView:
+    person: Person | None
+    score: float
+    source: str
+    member_no: int | None
+    differences: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CaseDetail:
+    case: AdjudicationCase
+    person: Person
+    candidates: list[CandidateView]
+
+
+def _best(candidates: list[dict[str, Any]]) -> float | None:
+    scores = [float(c["score"]) for c in candidates if c.get("source", "face") != "biographic"]
+    return max(scores) if scores else None
+
+
+def list_cases(
+    session: Session, *, actor: str, status: str | None = CaseStatus.OPEN, limit: int = 50,
+    offset: int = 0,
+) -> list[CaseSummary]:
+    """Cases in a queue (oldest first: first come, first served), audited as one read."""
+    query = select(AdjudicationCase, Person).join(Person, Person.id == AdjudicationCase.person_id)
+    if status:
+        query = query.where(AdjudicationCase.status == status)
+    rows = session.execute(
+        query.order_by(AdjudicationCase.created_at, AdjudicationCase.id).limit(limit)
+        .offset(offset)
+    ).all()
+    audit.record(session, actor=actor, action="adjudication.list", subject_type="adjudication_case",
+                 subject_id="*", details={"ids": [str(c.id) for c, _ in rows]})
+    return [
+        CaseSummary(
+            id=c.id, person_id=p.id, person_name=f"{p.given_name} {p.family_name}", kind=c.kind,
+            status=c.status, best_score=_best(c.candidates), needs_second=c.needs_second,
+            created_at=c.created_at,
+        )
+        for c, p in rows
+    ]
+
+
+def count_cases(session: Session, *, status: str = CaseStatus.OPEN) -> int:
+    return int(session.scalar(
+        select(func.count()).select_from(AdjudicationCase).where(AdjudicationCase.status == status)
+    ) or 0)
+
+
+def _differences(a: Person, b: Person) -> list[tuple[str, str, str]]:
+    out = []
+    for name in _COMPARED:
+        va, vb = getattr(a, name), getattr(b, name)
+        if va != vb:
+            out.append((name, str(va), str(vb)))
+    return out
+
+
+def get_case(session: Session, case_id: uuid.UUID, *, actor: str) -> CaseDetail:
+    """A case with the flagged person, each candidate, scores and biographic differences."""
+    case = session.get(AdjudicationCase, case_id)
+    if case is None:
+        raise NotFound(f"no adjudication case {case_id}")
+    person = session.get(Person, case.person_id)
+    assert person is not None  # FK
+    views = []
+    for c in case.candidates:
+        other = session.get(Person, uuid.UUID(c["person_id"])) if c.get("person_id") else None
+        views.append(CandidateView(
+            person=other, score=float(c["score"]), source=c.get("source", "face"),
+            member_no=c.get("member_no"),
+            differences=_differences(person, other) if other else [],
+        ))
+    audit.record(session, actor=actor, action="adjudication.read",
+                 subject_type="adjudication_case", subject_id=str(case.id),
+                 details={"person_id": str(person.id),
+                          "candidates": [str(v.person.id) for v in views if v.person]})
+    return CaseDetail(case=case, person=person, candidates=views)
+
+
+def _link(session: Session, person: Person, target: Person, sealer: TemplateSealer) -> None:
+    """Same person: the new record points at the identity; its captures move onto it."""
+    person.status = PersonStatus.LINKED
+    person.duplicate_of = target.id
+    person.version += 1
+    person.updated_at = utcnow()
+    records = select(BiometricRecord).where(BiometricRecord.person_id == person.id)
+    for rec in session.scalars(records):
+        raw = sealer.open(rec.template, aad=template_aad(person.id, rec.modality))
+        rec.template = sealer.seal(raw, aad=template_aad(target.id, rec.modality))
+        rec.person_id = target.id
+    target.version += 1
+    target.updated_at = utcnow()
+
+
+def _activate(session: Session, case: AdjudicationCase, person: Person) -> None:
+    person.status = PersonStatus.ACTIVE
+    person.updated_at = utcnow()
+    for c in case.candidates:
+        if not c.get("person_id"):
+            continue
+        other = session.get(Person, uuid.UUID(c["person_id"]))
+        if other is None or other.id == person.id:
+            continue
+        a, b = sorted((person, other), key=lambda p: str(p.id))
+        pair = session.get(AdjudicatedPair, (a.id, b.id))
+        if pair is None:
+            session.add(AdjudicatedPair(person_a=a.id, person_b=b.id, version_a=a.version,
+                                        version_b=b.version, case_id=case.id))
+        else:
+            pair.version_a, pair.version_b, pair.case_id = a.version, b.version, case.id
+
+
+def decide_case(
+    session: Session,
+    *,
+    case_id: uuid.UUID,
+    verdict: Verdict,
+    reason: str,
+    actor: str,
+    sealer: TemplateSealer,
+    match_threshold: float,
+    link_to: uuid.UUID | None = None,
+) -> AdjudicationCase:
+    """Record an adjudicator's verdict (see the module docstring for the rules). Caller commits."""
+    reason = reason.strip()
+    if not reason:
+        raise InvalidInput("a decision needs a reason", field="reason")
+    case = session.get(AdjudicationCase, case_id, with_for_update=True)
+    if case is None:
+        raise NotFound(f"no adjudication case {case_id}")
+    if case.status == CaseStatus.RESOLVED:
+        raise CaseClosed(f"case {case_id} was resolved already ({case.decision})")
+    person = session.get(Person, case.person_id)
+    assert person is not None
+    now = utcnow()
+    if case.status == CaseStatus.AWAITING_SECOND and case.first_decided_by == actor:
+        raise SecondAdjudicatorRequired(
+            "the second decision on an overridden match must come from another adjudicator"
+        )
+    high = [c for c in case.candidates
+            if c.get("source", "face") != "biographic" and float(c["score"]) >= match_threshold]
+    if (verdict == Verdict.DIFFERENT_PERSON and high
+            and case.status == CaseStatus.OPEN):
+        case.status = CaseStatus.AWAITING_SECOND
+        case.needs_second = True
+        case.first_decision, case.first_reason = verdict.value, reason
+        case.first_decided_by, case.first_decided_at = actor, now
+        audit.record(session, actor=actor, action="adjudication.first_decision",
+                     subject_type="adjudication_case", subject_id=str(case.id),
+                     details={"verdict": verdict.value, "person_id": str(person.id),
+                              "best_score": round(max(float(c["score"]) for c in high), 4)})
+        return case
+    target: Person | None = None
+    if verdict == Verdict.SAME_PERSON:
+        known = [uuid.UUID(c["person_id"]) for c in case.candidates if c.get("person_id")]
+        target_id = link_to or (known[0] if known else None)
+        if target_id is None or target_id not in known or target_id == person.id:
+            raise InvalidInput("link_to must name one of the case's candidates", field="link_to")
+        target = session.get(Person, target_id)
+        if target is None:
+            raise NotFound(f"no person {target_id}")
+        if target.status == PersonStatus.LINKED and target.duplicate_of:
+            target = session.get(Person, target.duplicate_of) or target
+        _link(session, person, target, sealer)
+    else:
+        _activate(session, case, person)
+    case.status = CaseStatus.RESOLVED
+    case.decision, case.reason, case.decided_by, case.decided_at = verdict.value, reason, actor, now
+    audit.record(session, actor=actor, action="adjudication.decide",
+                 subject_type="adjudication_case", subject_id=str(case.id),
+                 details={"verdict": verdict.value, "person_id": str(person.id),
+                          "linked_to": str(target.id) if target else None,
+                          "second_of": case.first_decided_by})
+    emit(session, event_type="adjudication.decided", subject_id=case.id, payload={
+        "case_id": str(case.id), "person_id": str(person.id), "verdict": verdict.value,
+        "linked_to": str(target.id) if target else None,
+    })
+    audit.record(session, actor=actor, action=f"person.{'link' if target else 'activate'}",
+                 subject_type="person", subject_id=str(person.id),
+                 details={"case_id": str(case.id)})
+    return case
+
+
+def judged_different(session: Session, a: uuid.UUID, b: uuid.UUID) -> bool:
+    """True while an adjudicator's "not the same" verdict on (a, b) still holds: neither
+    record has changed since (their versions are those the verdict saw)."""
+    first, second = sorted((a, b), key=str)
+    pair = session.get(AdjudicatedPair, (first, second))
+    if pair is None:
+        return False
+    pa, pb = session.get(Person, first), session.get(Person, second)
+    return bool(pa and pb and pa.version == pair.version_a and pb.version == pair.version_b)
