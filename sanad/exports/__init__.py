@@ -1,0 +1,1 @@
+"""Exports with safeguards: suppressed aggregates, and record exports under sharing agreements."""

@@ -1,0 +1,1 @@
+"""Events and notifications: a transactional outbox, webhook delivery and pluggable senders."""

@@ -1,0 +1,1 @@
+"""Field-kit sync: station keys, signed and encrypted packets, idempotent central import."""
