@@ -1,0 +1,1 @@
+"""Operations: key rotation, backup and restore (services behind `sanad kek`, `sanad backup`)."""
