@@ -20,6 +20,8 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    # A synthetic camera (test pattern) so getUserMedia capture runs without hardware.
+    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
 ]
 
 

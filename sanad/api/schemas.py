@@ -1,0 +1,239 @@
+"""Request and response schemas of the officer API (users, keys, status changes, adjudication,
+dashboard). Enrolment and person schemas live in `sanad.registry.schemas`."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from sanad.registry.models import DobPrecision, Role
+from sanad.registry.schemas import _ARABIC_OR_EMPTY as ARABIC_OR_EMPTY
+from sanad.registry.schemas import _LATIN_NAME as LATIN_NAME
+
+# No control characters (NUL cannot even be stored by PostgreSQL); newlines and tabs are fine.
+NO_CONTROL = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+Reason = Field(min_length=3, max_length=1000, pattern=NO_CONTROL,
+               examples=["Death certificate 2026/118 seen"])
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    username: str = Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9_.@-]+$",
+                          examples=["amina.officer"])
+    roles: list[Role] = Field(min_length=1, examples=[["registration_officer"]])
+
+
+class UserUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    roles: list[Role] | None = Field(default=None, min_length=1)
+    active: bool | None = None
+
+
+class UserPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    username: str
+    roles: list[str]
+    active: bool
+    failed_logins: int
+    locked: bool
+    created_at: datetime
+
+
+class UserCreated(UserPublic):
+    password: str = Field(description="One-time password, shown once.")
+
+
+class UnlockRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Reason
+
+
+class ApiKeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9 _.:@-]+$",
+                      examples=["partner-sms-gateway"])
+    roles: list[Role] = Field(min_length=1, examples=[["verifier"]])
+    rate_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
+
+
+class ApiKeyPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    name: str
+    prefix: str
+    roles: list[str]
+    rate_per_minute: int | None
+    created_by: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyPublic):
+    key: str = Field(description="The secret (`sk_…`), shown once; send as X-API-Key.")
+
+
+class PersonUpdate(BaseModel):
+    """Biographic corrections; send `If-Match` with the ETag of your last GET."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    given_name: str | None = Field(default=None, min_length=1, max_length=100)
+    family_name: str | None = Field(default=None, min_length=1, max_length=100)
+    father_name: str | None = Field(default=None, max_length=100)
+    given_name_ar: str | None = Field(default=None, max_length=100)
+    family_name_ar: str | None = Field(default=None, max_length=100)
+    father_name_ar: str | None = Field(default=None, max_length=100)
+    date_of_birth: date | None = None
+    dob_precision: DobPrecision | None = None
+    phone: str | None = Field(default=None, pattern=r"^\+[1-9][0-9]{6,14}$")
+
+    # The same script rules as at enrolment (PersonCreate), so a correction cannot smuggle in
+    # what enrolment refuses.
+    @field_validator("given_name", "family_name", "father_name")
+    @classmethod
+    def _latin(cls, v: str | None) -> str | None:
+        if v and not LATIN_NAME.match(v):
+            raise ValueError("must be written in Latin script")
+        return v
+
+    @field_validator("given_name_ar", "family_name_ar", "father_name_ar")
+    @classmethod
+    def _arabic(cls, v: str | None) -> str | None:
+        if v and not ARABIC_OR_EMPTY.match(v):
+            raise ValueError("must be written in Arabic script")
+        return v
+
+    @field_validator("date_of_birth")
+    @classmethod
+    def _past(cls, v: date | None) -> date | None:
+        if v is not None and (v > date.today() or v.year < 1900):
+            raise ValueError("date of birth must be between 1900 and today")
+        return v
+
+
+class DeathRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Reason
+    new_head_id: uuid.UUID | None = Field(
+        default=None, description="Required when the deceased heads a household with others."
+    )
+
+
+class ReasonRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Reason
+
+
+class HeadChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    new_head_id: uuid.UUID
+    reason: str = Reason
+
+
+class StatusChangePublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    household_id: uuid.UUID
+    person_id: uuid.UUID
+    kind: Literal["deceased", "reactivated", "head_changed"]
+    before: dict[str, str]
+    after: dict[str, str]
+    reason: str
+    actor: str
+    at: datetime
+    reverts: uuid.UUID | None
+    reverted_by: uuid.UUID | None
+
+
+class HouseholdPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    registration_number: str
+    province: str
+    district: str
+    created_at: datetime
+    head_id: uuid.UUID | None
+    member_ids: list[uuid.UUID]
+
+
+class AuditEventPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    seq: int
+    at: datetime
+    actor: str
+    action: str
+    subject_type: str
+    subject_id: str
+    details: dict[str, object]
+    hash: str
+
+
+class CaseSummaryPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    person_id: uuid.UUID
+    person_name: str
+    kind: str
+    status: str
+    best_score: float | None
+    needs_second: bool
+    created_at: datetime
+
+
+class CandidateViewPublic(BaseModel):
+    person_id: uuid.UUID | None
+    registration_number: str | None
+    score: float
+    source: str
+    member_no: int | None
+    differences: list[tuple[str, str, str]] = Field(
+        description="(field, this enrolment's value, the candidate's value)"
+    )
+
+
+class CaseDetailPublic(BaseModel):
+    id: uuid.UUID
+    person_id: uuid.UUID
+    status: str
+    kind: str
+    needs_second: bool
+    first_decision: str | None
+    first_decided_by: str | None
+    decision: str | None
+    reason: str | None
+    decided_by: str | None
+    candidates: list[CandidateViewPublic]
+
+
+class Decision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    verdict: Literal["same_person", "different_person"]
+    reason: str = Reason
+    link_to: uuid.UUID | None = Field(
+        default=None, description="For `same_person`: which candidate (default: the best)."
+    )
+
+
+class Count(BaseModel):
+    key: str
+    count: int
+
+
+class DashboardPublic(BaseModel):
+    persons: int
+    households: int
+    open_cases: int
+    by_province: list[Count]
+    by_district: list[Count]
+    by_sex: list[Count]
+    by_age: list[Count]
+    by_status: list[Count]
+    enrolments_per_day: list[Count]
+    dedup_outcomes: list[Count]
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"

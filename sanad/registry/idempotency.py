@@ -1,0 +1,94 @@
+"""Idempotency keys for POSTs that create records (enrolment).
+
+The first request with a key *claims* it (a row with status 0, committed before the work), so a
+concurrent retry of the same request gets `IdempotencyInProgress` instead of enrolling the
+household twice. When the work ends, the row stores the status code and the exact response
+body; a retry with the same key and the same request body gets that response again, byte for
+byte. The same key with a different body is an error (`IdempotencyKeyReused`). Keys are scoped
+per caller (a user or an API key), so two systems cannot collide.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from sanad.errors import IdempotencyInProgress, IdempotencyKeyReused, InvalidInput
+from sanad.registry.access_models import IdempotencyRecord
+from sanad.registry.db import transaction
+
+MAX_KEY_LENGTH = 200
+_IN_PROGRESS = 0
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    status_code: int
+    body: str
+
+
+def fingerprint(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def claim(
+    sessions: sessionmaker[Session], *, principal: str, key: str, request_hash: str
+) -> StoredResponse | None:
+    """Claim `key` for this request, or return the response stored for an earlier identical one.
+
+    Commits its own transaction so that the claim is visible to concurrent requests.
+    """
+    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        raise InvalidInput(
+            f"Idempotency-Key must be 1..{MAX_KEY_LENGTH} printable characters",
+            field="Idempotency-Key",
+        )
+    try:
+        with transaction(sessions) as session:
+            row = session.get(IdempotencyRecord, (principal, key))
+            if row is None:
+                session.add(IdempotencyRecord(
+                    principal=principal, key=key, request_hash=request_hash,
+                    status_code=_IN_PROGRESS, response_body="", response_hash="",
+                ))
+                return None
+            if row.request_hash != request_hash:
+                raise IdempotencyKeyReused(
+                    "this Idempotency-Key was used with a different request body"
+                )
+            if row.status_code == _IN_PROGRESS:
+                raise IdempotencyInProgress("a request with this Idempotency-Key is in progress")
+            return StoredResponse(row.status_code, row.response_body)
+    except IntegrityError:
+        # Lost a race with an identical request inserting the same key at the same moment.
+        raise IdempotencyInProgress(
+            "a request with this Idempotency-Key is in progress"
+        ) from None
+
+
+def complete(
+    sessions: sessionmaker[Session], *, principal: str, key: str, status_code: int, body: str
+) -> None:
+    """Store the final response of a claimed key."""
+    with transaction(sessions) as session:
+        row = session.get(IdempotencyRecord, (principal, key))
+        if row is None:  # pragma: no cover - the claim was committed before the work
+            return
+        row.status_code = status_code
+        row.response_body = body
+        row.response_hash = fingerprint(body.encode())
+
+
+def release(sessions: sessionmaker[Session], *, principal: str, key: str) -> None:
+    """Forget a claim whose request failed before producing a response (a retry may run)."""
+    with transaction(sessions) as session:
+        session.execute(
+            delete(IdempotencyRecord).where(
+                IdempotencyRecord.principal == principal, IdempotencyRecord.key == key,
+                IdempotencyRecord.status_code == _IN_PROGRESS,
+            )
+        )

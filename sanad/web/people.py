@@ -1,0 +1,106 @@
+"""Person pages: search, the record (household, cards, status history, and for auditors the
+audit trail), the portrait, and reversible status changes with a reason."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from sanad.api.deps import Principal, RegistryDep, require_page
+from sanad.errors import SanadError
+from sanad.registry import person_records, status_changes
+from sanad.registry.db import transaction
+from sanad.registry.models import Role
+from sanad.web.session import CsrfChecked, data_uris, render
+
+router = APIRouter(include_in_schema=False)
+READERS = (Role.REGISTRATION_OFFICER, Role.ADJUDICATOR, Role.CARD_OFFICER, Role.AUDITOR)
+Reader = Annotated[Principal, Depends(require_page(*READERS))]
+Officer = Annotated[Principal, Depends(require_page(Role.REGISTRATION_OFFICER))]
+
+
+@router.get("/people", response_class=HTMLResponse)
+def search(
+    request: Request, registry: RegistryDep, user: Reader, q: str = "", offset: int = 0
+) -> Response:
+    found: list[object] = []
+    total = 0
+    offset = max(0, min(offset, 10_000_000))
+    with transaction(registry.sessions) as session:
+        persons, total = person_records.search_persons(
+            session, actor=user.username, filters=person_records.PersonFilter(q=q[:100] or None),
+            limit=50, offset=offset,
+        )
+        found = list(persons)
+    return render(request, "people.html", {"q": q, "found": found, "total": total,
+                                           "offset": offset}, user=user)
+
+
+def _record_page(
+    request: Request, registry: RegistryDep, user: Principal, person_id: uuid.UUID,
+    error: str | None = None, status_code: int = 200,
+) -> Response:
+    with transaction(registry.sessions) as session:
+        record = person_records.person_record(
+            session, person_id=person_id, actor=user.username,
+            with_trail=Role.AUDITOR.value in user.roles,
+        )
+        photos = data_uris(person_records.photos_for(session, person_ids=[person_id],
+                                                     actor=user.username,
+                                                     sealer=registry.sealer))
+    return render(request, "person.html", {"r": record, "error": error, "photos": photos},
+                  user=user, status_code=status_code)
+
+
+@router.get("/people/{person_id}", response_class=HTMLResponse)
+def record(person_id: uuid.UUID, request: Request, registry: RegistryDep,
+           user: Reader) -> Response:
+    return _record_page(request, registry, user, person_id)
+
+
+@router.get("/people/{person_id}/photo")
+def photo(person_id: uuid.UUID, registry: RegistryDep, user: Reader) -> Response:
+    with transaction(registry.sessions) as session:
+        data, media_type = person_records.get_photo(
+            session, person_id=person_id, actor=user.username, sealer=registry.sealer
+        )
+    return Response(data, media_type=media_type, headers={"Cache-Control": "private, no-store"})
+
+
+@router.post("/people/{person_id}/status", response_class=HTMLResponse,
+             dependencies=[CsrfChecked])
+def change_status(
+    person_id: uuid.UUID, request: Request, registry: RegistryDep, user: Officer,
+    action: Annotated[str, Form()] = "", reason: Annotated[str, Form()] = "",
+    new_head_id: Annotated[str, Form()] = "", change_id: Annotated[str, Form()] = "",
+) -> Response:
+    """One form for every reversible change: deceased, reactivate, make head, revert."""
+    try:
+        with transaction(registry.sessions) as session:
+            if action == "deceased":
+                status_changes.mark_deceased(
+                    session, person_id=person_id, reason=reason, actor=user.username,
+                    new_head_id=uuid.UUID(new_head_id) if new_head_id else None,
+                )
+            elif action == "reactivate":
+                status_changes.reactivate(session, person_id=person_id, reason=reason,
+                                          actor=user.username)
+            elif action == "make_head":
+                record = person_records.person_record(
+                    session, person_id=person_id, actor=user.username, with_trail=False
+                )
+                status_changes.change_head(session, household_id=record.household.id,
+                                           new_head_id=person_id, reason=reason,
+                                           actor=user.username)
+            elif action == "revert":
+                status_changes.revert_change(session, change_id=uuid.UUID(change_id),
+                                             reason=reason, actor=user.username)
+            else:
+                raise SanadError(f"unknown action {action!r}")
+    except (SanadError, ValueError) as exc:
+        message = exc.message if isinstance(exc, SanadError) else str(exc)
+        return _record_page(request, registry, user, person_id, error=message, status_code=422)
+    return RedirectResponse(f"/people/{person_id}", status_code=303)
