@@ -137,7 +137,21 @@ RawRow = dict[str, Any] | None  # None: the line could not be parsed at all
 
 
 def read_rows(path: Path, file_format: str) -> Iterator[tuple[int, RawRow]]:
-    """Yield (row number from 1, raw record) for every data row of the file."""
+    """Yield (row number from 1, raw record) for every data row of the file.
+
+    A file that is not UTF-8 raises `InvalidInput` (field `file`) naming the row it broke at.
+    """
+    row = 0
+    try:
+        for row, raw in _read_rows(path, file_format):
+            yield row, raw
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(
+            f"{path.name} is not UTF-8 text (after row {row}: {exc.reason})", field="file"
+        ) from exc
+
+
+def _read_rows(path: Path, file_format: str) -> Iterator[tuple[int, RawRow]]:
     if file_format == "csv":
         with path.open(newline="", encoding="utf-8-sig") as fh:
             for i, rec in enumerate(csv.DictReader(fh), start=1):
@@ -616,7 +630,8 @@ def run_job(
             if max_batches is not None and done_batches >= max_batches:
                 with transaction(sessions) as session:
                     return job_summary(session, job_id)
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+    except (OSError, UnicodeDecodeError, csv.Error, InvalidInput) as exc:
+        # The job fails with the reason recorded; rows of earlier batches stay imported.
         with transaction(sessions) as session:
             session.execute(update(ImportJob).where(ImportJob.id == job_id).values(
                 status="failed", error=f"{type(exc).__name__}: {exc}"[:2000],
