@@ -91,18 +91,18 @@ class Gallery:
                 if live:
                     self._add([i for i, _ in live], [t for _, t in live])
                     added += len(live)
-                self.index.add(
-                    np.empty(0, dtype=np.int64), np.empty((0, FACE_DIM), np.float32),
-                    watermark=rows[-1].id,
-                )
+                self._advance(rows[-1].id)
             self._sync_erasures(session)
-            if db_max > self.index.watermark:
-                # Records of other modalities advance the watermark too.
-                self.index.add(
-                    np.empty(0, dtype=np.int64), np.empty((0, FACE_DIM), np.float32),
-                    watermark=db_max,
-                )
+            # Records of other modalities (photos, tombstones) advance the watermark too.
+            self._advance(db_max)
             return added
+
+    def _advance(self, watermark: int) -> None:
+        """Move the watermark forward without adding vectors (it only ever moves forward)."""
+        self.index.add(
+            np.empty(0, dtype=np.int64), np.empty((0, FACE_DIM), np.float32),
+            watermark=watermark,
+        )
 
     def _sync_erasures(self, session: Session) -> None:
         """Drop ids that an erasure in another process removed (cheap when nothing changed)."""
