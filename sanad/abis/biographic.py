@@ -9,12 +9,16 @@ it); Arabic names lose diacritics and tatweel and have letter variants unified. 
 (RapidFuzz on the skeletons, date of birth within the tolerance its precision allows, father's
 name) ranks them.
 
+The skeletons are pure functions of the name and cached (registers repeat a few thousand names
+millions of times; bulk import scores every probable pair).
+
 Biographic similarity alone never decides `duplicate`: it only adds candidates to an
 adjudication case, or drives a mandatory case when biometrics were refused.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -41,6 +45,7 @@ def _ascii(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
 
 
+@functools.lru_cache(maxsize=100_000)
 def latin_skeleton(name: str) -> str:
     """Consonant skeleton of a Latin-script name: 'Mohammed' and 'Muhammad' both give 'mhmd'."""
     words = []
@@ -58,6 +63,7 @@ def latin_skeleton(name: str) -> str:
     return "".join(words)
 
 
+@functools.lru_cache(maxsize=100_000)
 def arabic_skeleton(name: str) -> str:
     """Arabic-script name without diacritics/tatweel, letter variants unified, no article."""
     text = _ARABIC_DIACRITICS.sub("", unicodedata.normalize("NFKC", name)).translate(

@@ -59,7 +59,8 @@ def import_file(
             summary = importer.run_job(reg.sessions, job_id,
                                        batch_rows=reg.settings.import_batch_rows,
                                        lease_seconds=reg.settings.worker_lease_seconds,
-                                       progress=progress)
+                                       progress=progress,
+                                       biographic_threshold=reg.settings.biographic_threshold)
         if report is not None:
             with transaction(reg.sessions) as session, report.open("w", newline="") as fh:
                 writer = csv.DictWriter(fh, fieldnames=["row", "field", "error"])

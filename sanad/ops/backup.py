@@ -51,6 +51,7 @@ from sanad.config import Settings
 from sanad.errors import SanadError
 from sanad.registry import all_models, migrate  # noqa: F401  (complete metadata)
 from sanad.registry.db import Base, make_engine
+from sanad.registry.dbkey import database_key_path
 from sanad.registry.runtime import open_registry
 
 MAGIC = b"SANADBK1"
@@ -278,6 +279,9 @@ def create_backup(
 ) -> BackupReport:
     """Write an encrypted backup of the registry at `settings` to `out` (atomic)."""
     _secret(passphrase, key)  # fail before doing any work
+    if database_key_path(settings).exists():
+        raise BackupError("this is a field kit with an encrypted database: it is not backed up "
+                          "here; its records reach the centre as packets (`sanad sync`)")
     reg = open_registry(settings)
     engine = reg.engine
     digests: dict[str, str] = {}

@@ -15,6 +15,7 @@ from typing import Any
 
 from sanad.config import Settings
 from sanad.registry.db import transaction
+from sanad.registry.dbkey import database_key_kek, rewrap_database_key
 from sanad.registry.runtime import open_registry
 from sanad.registry.sealing import (
     FileKek,
@@ -72,7 +73,10 @@ def rotate(
             counts = count_keys_by_kek(session)
     finally:
         reg.engine.dispose()
-    return {"current": ring.current, "rewrapped": total, "data_keys": counts}
+    # A field kit's database key (sanad.registry.dbkey) moves to the new KEK too.
+    database_key_moved = rewrap_database_key(settings, ring)
+    return {"current": ring.current, "rewrapped": total, "data_keys": counts,
+            "database_key_rewrapped": database_key_moved}
 
 
 def retire(settings: Settings, kek_id: str) -> dict[str, Any]:
@@ -88,6 +92,9 @@ def retire(settings: Settings, kek_id: str) -> dict[str, Any]:
         reg.engine.dispose()
     if left:
         raise SealError(f"{left} data keys are still wrapped under {kek_id}: run "
+                        "`sanad keys rewrap --resume` first")
+    if database_key_kek(settings) == kek_id:
+        raise SealError(f"this kit's database key is wrapped under {kek_id}: run "
                         "`sanad keys rewrap --resume` first")
     ring = ring.without(kek_id)
     replace_private_file(settings.template_key_path, ring.dump())

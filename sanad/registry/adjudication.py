@@ -178,7 +178,10 @@ def _link(session: Session, person: Person, target: Person, sealer: TemplateSeal
 
 
 def _activate(session: Session, case: AdjudicationCase, person: Person) -> None:
-    person.status = PersonStatus.ACTIVE
+    # An imported record judged "different" still has no biometrics: it stays
+    # pending_biometrics (no card) until biometric enrolment.
+    if person.status != PersonStatus.PENDING_BIOMETRICS:
+        person.status = PersonStatus.ACTIVE
     person.updated_at = utcnow()
     for c in case.candidates:
         if not c.get("person_id"):
@@ -223,7 +226,8 @@ def decide_case(
             "the second decision on an overridden match must come from another adjudicator"
         )
     high = [c for c in case.candidates
-            if c.get("source", "face") != "biographic" and float(c["score"]) >= match_threshold]
+            if c.get("source", "face") != "biographic"
+            and (float(c["score"]) >= match_threshold or c.get("at_match_threshold"))]
     if (verdict == Verdict.DIFFERENT_PERSON and high
             and case.status == CaseStatus.OPEN):
         case.status = CaseStatus.AWAITING_SECOND

@@ -48,11 +48,21 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def make_engine(url: str) -> Engine:
-    """Create the engine; SQLite gets foreign keys on and a busy timeout (WAL for readers)."""
+def make_engine(url: str, *, key: bytes | None = None) -> Engine:
+    """Create the engine; SQLite gets foreign keys on and a busy timeout (WAL for readers).
+
+    With `key` (a field kit's 32-byte database key, `sanad.registry.dbkey`) the SQLite file is
+    opened through SQLCipher: every page, the WAL included, is encrypted with that raw key.
+    """
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        if key is not None:
+            from sqlcipher3 import dbapi2 as sqlcipher
+
+            kwargs["module"] = sqlcipher
+    elif key is not None:
+        raise ValueError("a database key applies to SQLite (SQLCipher) only")
     else:
         kwargs["pool_pre_ping"] = True
     engine = create_engine(url, **kwargs)
@@ -61,6 +71,9 @@ def make_engine(url: str) -> Engine:
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
             cur = dbapi_conn.cursor()
+            if key is not None:
+                # A raw key (x'…'): no passphrase KDF on every new connection.
+                cur.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA journal_mode=WAL")
             cur.close()

@@ -22,6 +22,7 @@ from sanad.credentials.pki import ensure_pki
 from sanad.errors import NotInitialised
 from sanad.registry import migrate
 from sanad.registry.db import make_engine, make_sessionmaker, transaction
+from sanad.registry.dbkey import database_key, database_key_path
 from sanad.registry.gallery import Gallery
 from sanad.registry.models import Role
 from sanad.registry.sealing import TemplateSealer, write_private_file
@@ -54,8 +55,11 @@ class Registry:
             options["shortlist"] = s.index_shortlist
         elif s.index_backend == "milvus" and s.milvus_uri:
             options["uri"] = s.milvus_uri
+        # A field kit with an encrypted database keeps no plaintext index snapshot on disk
+        # (face vectors): its small gallery is rebuilt from the sealed templates at start.
+        snapshot = None if database_key_path(s).exists() else s.index_path
         gallery = Gallery.open(
-            kind=s.index_backend, sealer=self.sealer, path=s.index_path, **options
+            kind=s.index_backend, sealer=self.sealer, path=snapshot, **options
         )
         with self.sessions() as session:
             gallery.catch_up(session)
@@ -91,7 +95,7 @@ def open_registry(settings: Settings, *, check_schema: bool = True) -> Registry:
     sqlite_default = settings.database_url is None
     if sqlite_default and not (settings.home / "sanad.db").exists():
         raise NotInitialised(f"no database under {settings.home}: run `sanad init`")
-    engine = make_engine(settings.db_url)
+    engine = make_engine(settings.db_url, key=database_key(settings))
     if check_schema and not migrate.is_current(engine):
         engine.dispose()
         raise NotInitialised("database schema is missing or old: run `sanad init`")
@@ -110,7 +114,7 @@ def init_registry(settings: Settings) -> InitReport:
     settings.home.mkdir(parents=True, exist_ok=True)
     settings.keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     settings.cards_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.db_url)
+    engine = make_engine(settings.db_url, key=database_key(settings))
     try:
         migrate.upgrade(engine)
         TemplateSealer.load_or_create(settings.template_key_path)

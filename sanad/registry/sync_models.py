@@ -30,6 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from sanad.registry.db import Base, UTCDateTime, utcnow
+from sanad.registry.models import Person
 
 _BigId = BigInteger().with_variant(Integer, "sqlite")
 
@@ -148,6 +149,8 @@ class ImportJob(Base):
     imported: Mapped[int] = mapped_column(Integer, default=0)
     rejected: Mapped[int] = mapped_column(Integer, default=0)
     duplicates: Mapped[int] = mapped_column(Integer, default=0)
+    # Rows imported but sent to adjudication as probable (biographic) duplicates.
+    adjudication: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_by: Mapped[str] = mapped_column(String(80))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -164,6 +167,13 @@ class ImportCheckpoint(Base):
     job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("import_jobs.id"), primary_key=True)
     last_row: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+# Biographic blocking for bulk-import dedup (`importer.probable_duplicates`): a range scan per
+# (name skeletons, precision, birth-date window) instead of every person sharing a common
+# name. Declared here, with the import organ that needs it (migration 0010_kit).
+Index("ix_persons_biographic_block", Person.name_key, Person.dob_precision,
+      Person.date_of_birth)
 
 
 class ImportRowError(Base):

@@ -7,9 +7,10 @@ the ordinary `enrol_household` (central 1:N dedup) or apply a correction → sto
 A packet seen before returns its stored result (`replayed: true`) and changes nothing.
 
 The ledger row is committed *before* enrolment (status `processing`) so two concurrent uploads
-of one packet cannot both enrol; if the process dies between enrolment and the result update,
-a retry re-runs enrolment, whose dedup then finds the household already enrolled (`duplicate`),
-so even that window never yields two households.
+of one packet cannot both enrol. The result is written to that row *in the enrolment
+transaction* (`_ledger_in_enrolment`), so there is no window between "household committed" and
+"result stored": a retry after any crash either replays the stored result or, if enrolment
+never committed, runs it (once the `processing` claim is stale).
 """
 
 from __future__ import annotations
@@ -20,16 +21,16 @@ from datetime import timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from sanad import audit
 from sanad.errors import Conflict, InvalidInput, NotFound, PacketRejected, SanadError
 from sanad.notify.outbox import emit
-from sanad.registry.db import transaction, utcnow
+from sanad.registry.db import make_sessionmaker, transaction, utcnow
 from sanad.registry.enrolment import EnrolmentContext, enrol_household
-from sanad.registry.models import Person
+from sanad.registry.models import Enrolment, Household, Person, PersonStatus
 from sanad.registry.runtime import Registry
 from sanad.registry.schemas import HouseholdCreate
 from sanad.registry.sync_models import ReceivedPacket, Station, SyncConflict
@@ -136,9 +137,74 @@ def _claim(registry: Registry, station: Station, payload: dict[str, Any], digest
     return None
 
 
+def _household_result(session: Session, household: Household) -> dict[str, Any]:
+    """The per-packet answer for a household the packet created, read from the database.
+
+    Built inside the enrolment transaction (see `_ledger_in_enrolment`), so the ledger row
+    that a retry reads back is exactly what the first delivery answered.
+    """
+    enrolment = session.scalar(select(Enrolment).where(Enrolment.household_id == household.id))
+    persons = session.scalars(
+        select(Person).where(Person.household_id == household.id).order_by(Person.member_no))
+    members = [{"member_no": p.member_no,
+                "outcome": ("adjudicate" if p.status == PersonStatus.PENDING_ADJUDICATION
+                            else "no_match"),
+                "person_id": str(p.id)} for p in persons]
+    overall = enrolment.outcome if enrolment is not None else "no_match"
+    return {
+        "status": "adjudicate" if overall == "adjudicate" else "imported",
+        "household_id": str(household.id),
+        "registration_number": household.registration_number,
+        # Outcomes only: candidate ids and scores are for central adjudicators, not for a
+        # kit that may be captured.
+        "members": members,
+        # Persons start at version 1; the station needs it to base later corrections on.
+        "person_versions": {m["person_id"]: 1 for m in members},
+    }
+
+
+def _ledger_in_enrolment(
+    registry: Registry, station: Station, packet_id: uuid.UUID, local_household_id: Any,
+    actor: str,
+) -> tuple[sessionmaker[Session], dict[str, Any]]:
+    """Sessions for `enrol_household` whose commit also completes this packet's ledger row.
+
+    Enrolment commits its own transaction; if the process died between that commit and a
+    separate ledger update, a retry would re-run enrolment and be told `duplicate` (its own
+    household found by 1:N) instead of the original answer. Writing the result in the
+    *same* transaction as the household closes that window: a retry finds a completed row and
+    replays the stored result. The hook fires only for the transaction that adds a household
+    (a refused duplicate creates none: re-running it gives the same answer anyway).
+    """
+    sessions = make_sessionmaker(registry.engine)
+    stored: dict[str, Any] = {}
+
+    def collect(session: Session, _ctx: Any, _instances: Any) -> None:
+        for obj in session.new:
+            if isinstance(obj, Household):
+                session.info.setdefault("sync_households", []).append(obj)
+
+    def complete(session: Session) -> None:
+        created = session.info.pop("sync_households", [])
+        created += [o for o in session.new if isinstance(o, Household)]
+        if not created or stored:
+            return
+        session.flush()
+        outcome = _household_result(session, created[0])
+        outcome["local_household_id"] = local_household_id
+        _finish(session, packet_id, station, outcome, actor)
+        stored.update(outcome)
+
+    event.listen(sessions, "before_flush", collect)
+    event.listen(sessions, "before_commit", complete)
+    return sessions, stored
+
+
 def _import_household(
     registry: Registry, station: Station, payload: dict[str, Any], actor: str
 ) -> dict[str, Any]:
+    """Enrol the packet's household centrally; returns the result, already in the ledger
+    when a household was created (`completed`), else for the caller to store."""
     body = payload["body"]
     raw = dict(body.get("household") or {})
     # Site and station come from the registered station, never from packet content.
@@ -152,28 +218,29 @@ def _import_household(
         return {"status": "rejected", "code": "invalid_payload",
                 "detail": f"{field}: {first.get('msg')}"}
     officer = f"station:{station.station_id}/{body.get('enrolled_by', 'unknown')}"[:80]
+    sessions, stored = _ledger_in_enrolment(
+        registry, station, uuid.UUID(payload["packet_id"]), body.get("local_household_id"),
+        actor)
     try:
-        result = enrol_household(registry.sessions, registry.gallery, registry.settings,
+        result = enrol_household(sessions, registry.gallery, registry.settings,
                                  data=data, ctx=EnrolmentContext(officer=officer))
     except SanadError as exc:
         # A domain refusal (e.g. an unusable template) is this packet's final answer.
         return {"status": "rejected", "code": exc.code, "detail": exc.message}
+    if stored:
+        return {**stored, "completed": True}
     status = {"no_match": "imported", "adjudicate": "adjudicate",
               "duplicate": "duplicate"}[result.outcome]
-    out: dict[str, Any] = {
+    return {
         "status": status,
         "household_id": str(result.household_id) if result.household_id else None,
         "registration_number": result.registration_number,
-        # Outcomes only: candidate ids and scores are for central adjudicators, not for a
-        # kit that may be captured.
         "members": [{"member_no": m.member_no, "outcome": m.outcome,
                      "person_id": str(m.person_id) if m.person_id else None}
                     for m in result.members],
+        "local_household_id": body.get("local_household_id"),
+        "person_versions": {str(m.person_id): 1 for m in result.members if m.person_id},
     }
-    out["local_household_id"] = body.get("local_household_id")
-    # Persons start at version 1; the station needs it to base later corrections on.
-    out["person_versions"] = {str(m.person_id): 1 for m in result.members if m.person_id}
-    return out
 
 
 def _apply_update(
@@ -263,8 +330,9 @@ def receive_packets(registry: Registry, envelopes: list[bytes], *, actor: str
             continue
         if payload["kind"] == "household":
             outcome = _import_household(registry, station, payload, actor)
-            with transaction(registry.sessions) as session:
-                _finish(session, packet_id, station, outcome, actor)
+            if not outcome.pop("completed", False):
+                with transaction(registry.sessions) as session:
+                    _finish(session, packet_id, station, outcome, actor)
         else:
             with transaction(registry.sessions) as session:
                 outcome = _apply_update(session, station, payload, packet_id, actor)

@@ -32,6 +32,8 @@ from sanad import audit
 from sanad.config import Settings
 from sanad.errors import InvalidInput, NotFound, NotInitialised, StationRevoked
 from sanad.registry.db import utcnow
+from sanad.registry.dbkey import database_key_path, encrypt_database
+from sanad.registry.fingers import captures_json
 from sanad.registry.gallery import FACE, template_aad
 from sanad.registry.models import BiometricRecord, Enrolment, Household
 from sanad.registry.sealing import TemplateSealer
@@ -88,6 +90,8 @@ def init_kit(
         raise InvalidInput(f"{directory} already holds a station identity", field="home")
     if not station_id or len(station_id) > 80 or not site or len(site) > 80:
         raise InvalidInput("station id and site are 1-80 characters", field="station_id")
+    # The kit's SQLite is encrypted before anything is enrolled on it (see sanad.registry.dbkey).
+    encrypt_database(settings)
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = new_station_key(settings.keys_dir / STATION_KEY_FILE)
     identity = KitIdentity(station_id=station_id, site=site,
@@ -175,6 +179,7 @@ def _household_body(
             "nationality": person.nationality,
             "relationship_to_head": person.relationship_to_head, "phone": person.phone,
             "face": {"template": base64.b64encode(template).decode(), "quality": rec.quality},
+            **captures_json(session, sealer, person.id),  # fingers, missing_biometrics
         })
     return {
         "local_household_id": str(household.id),
@@ -320,6 +325,7 @@ def kit_status(session: Session, settings: Settings) -> dict[str, Any]:
         "last_error": _state(session, "last_error") or None,
         "last_sync_at": _state(session, "last_sync_at"),
         "revoked": _state(session, "revoked") == "1",
+        "database_encrypted": database_key_path(settings).exists(),
     }
 
 

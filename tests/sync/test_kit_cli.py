@@ -65,6 +65,9 @@ def test_kit_cli_round_trip(
     assert run(kit_env, "demo", "--people", "6", "--duplicates", "1").returncode == 0
     status = json.loads(run(kit_env, "kit", "status").stdout)
     assert status["station_id"] == "azraq-1" and status["queue_size"] >= 1
+    # `kit init` made the kit's SQLite an encrypted (SQLCipher) one; the CLI works on it.
+    assert status["database_encrypted"] is True
+    assert b"SQLite format 3" not in (tmp_path / "kit" / "sanad.db").read_bytes()[:16]
     exported = run(kit_env, "kit", "export", "--out", str(tmp_path / "usb"))
     assert json.loads(exported.stdout)["exported"] == status["queue_size"]
 
