@@ -151,6 +151,33 @@ class Settings(BaseSettings):
     api_rate_burst: int = Field(
         default=120, ge=1, description="Token-bucket capacity: requests allowed in one burst."
     )
+    api_key_cache_seconds: float = Field(
+        default=10.0, ge=0,
+        description="How long an API process reuses an API key it has checked (no database "
+        "lookup per request). A key revoked through the same process stops working at once; "
+        "one revoked elsewhere (another worker, the CLI) within this many seconds. 0: no cache.",
+    )
+    status_cache_seconds: float = Field(
+        default=2.0, ge=0,
+        description="How long `POST /verify` and the checkpoint page reuse the parsed status "
+        "list (no transaction per verification). A revocation through the same process is "
+        "seen at once; one made elsewhere within this many seconds. 0: no cache.",
+    )
+    verify_audit_batch_seconds: float = Field(
+        default=0.5, ge=0,
+        description="Online verifications (API, checkpoint page) are audited in batches written "
+        "this often (one transaction per batch, same hash chain). 0: each verification is "
+        "written in its own transaction before the answer is sent.",
+    )
+    verify_audit_batch_max: int = Field(
+        default=500, ge=1,
+        description="Queued verification audit events that trigger an immediate batch write.",
+    )
+    idempotency_retention_hours: float = Field(
+        default=24.0, gt=0,
+        description="How long the stored answer to a POST with an `Idempotency-Key` is kept; "
+        "after that the key may be reused and `sanad worker` purges the record.",
+    )
     web_trust_forwarded_proto: bool = Field(
         default=False,
         description="Behind a TLS-terminating proxy: trust `X-Forwarded-Proto: https` to mark "
@@ -209,10 +236,34 @@ class Settings(BaseSettings):
         "file; default $SANAD_HOME/gallery.milvus.db (milvus-lite, in-process).",
     )
 
+    # --- fingerprints in enrolment: fused face + finger decision (issue #3) ---
+    dedup_fused_match_threshold: float = Field(
+        default=21.1,
+        description="Fused face + fingerprint evidence (log-likelihood ratio, docs/fusion.md) "
+        "at or above which an enrolment is a duplicate; used for candidate pairs with at least "
+        "one finger compared (pairs without fingers keep the face thresholds). Default: the "
+        "accuracy benchmark's threshold for 1.45 M people at FPIR 0.1 %.",
+    )
+    dedup_fused_review_threshold: float = Field(
+        default=5.0,
+        description="Fused evidence (log-likelihood ratio) at or above which an enrolment goes "
+        "to an adjudicator (benchmark: threshold at FPIR 1 %, shifted for 1.45 M people).",
+    )
+    finger_cache_size: int = Field(
+        default=4096, ge=0,
+        description="Prepared (decoded, matcher-ready) gallery fingers kept in memory per "
+        "process for the fingerprint second stage (~30-55 kB each: 4096 is at most ~220 MB); "
+        "0 disables the cache.",
+    )
+
     @model_validator(mode="after")
     def _thresholds_ordered(self) -> Settings:
         if self.dedup_review_threshold > self.dedup_match_threshold:
             raise ValueError("SANAD_DEDUP_REVIEW_THRESHOLD must be <= SANAD_DEDUP_MATCH_THRESHOLD")
+        if self.dedup_fused_review_threshold > self.dedup_fused_match_threshold:
+            raise ValueError(
+                "SANAD_DEDUP_FUSED_REVIEW_THRESHOLD must be <= SANAD_DEDUP_FUSED_MATCH_THRESHOLD"
+            )
         return self
 
     @property

@@ -1,4 +1,5 @@
-"""Object factories: household payloads with synthetic faces whose ground truth tests know."""
+"""Object factories: household payloads with synthetic faces (and, on request, fingerprints)
+whose ground truth tests know."""
 
 from __future__ import annotations
 
@@ -9,9 +10,14 @@ from typing import Any
 import numpy as np
 
 from sanad.abis.templates import encode_template
+from sanad.biometrics.finger import encode_record
+from sanad.biometrics.finger.synthetic import SyntheticFingers
 from sanad.biometrics.synthetic import SyntheticPopulation
 
 POPULATION = SyntheticPopulation(seed=2026)
+# Fingers of identity i belong to the same person as face identity i.
+FINGERS = SyntheticFingers(seed=2026)
+INDEX_FINGERS = (2, 7)  # right and left index, what most field kits capture
 
 
 def face(identity: int, rng: np.random.Generator) -> dict[str, Any]:
@@ -57,3 +63,29 @@ def household(identities: list[int], rng: np.random.Generator, **overrides: Any)
     }
     data.update(overrides)
     return data
+
+
+def finger_record(identity: int, position: int, rng: np.random.Generator) -> bytes:
+    """A fresh capture of one finger of synthetic `identity` as an ISO/IEC 19794-2 record."""
+    return encode_record(FINGERS.capture_record(identity, (position,), rng))
+
+
+def fingers(
+    identity: int, rng: np.random.Generator, positions: tuple[int, ...] = INDEX_FINGERS
+) -> list[dict[str, Any]]:
+    """Fresh captures of `positions` of synthetic `identity` as the API's `fingers` JSON."""
+    return [
+        {"position": p, "record": base64.b64encode(finger_record(identity, p, rng)).decode()}
+        for p in positions
+    ]
+
+
+def face_near(identity: int, cosine: float, rng: np.random.Generator) -> dict[str, Any]:
+    """A face template whose cosine with `identity`'s template is `cosine` (a look-alike or a
+    poor capture), as the API's FaceCapture JSON."""
+    t = POPULATION.identity_template(identity).astype(np.float64)
+    u = rng.standard_normal(t.shape)
+    u -= (u @ t) * t
+    u /= np.linalg.norm(u)
+    vector = (cosine * t + np.sqrt(1.0 - cosine * cosine) * u).astype(np.float32)
+    return {"template": base64.b64encode(encode_template(vector)).decode(), "quality": 0.9}

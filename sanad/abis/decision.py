@@ -13,6 +13,7 @@ from enum import StrEnum
 import numpy as np
 import numpy.typing as npt
 
+from sanad.abis.fusion import FusedScore
 from sanad.abis.index import GalleryIndex
 
 # Bounds the (batch x batch) score block of the in-batch search to 64 MiB of float32.
@@ -140,6 +141,25 @@ def _earlier_members(probes: npt.NDArray[np.float32], k: int) -> list[list[tuple
     return out
 
 
+def search_batch(
+    probes: npt.NDArray[np.float32], index: GalleryIndex, *, k: int
+) -> list[list[tuple[int, float]]]:
+    """Every probe's face resemblances: its top ``k`` in the gallery, then its top ``k``
+    among the earlier probes of the same batch (negative ids, see `Candidate.batch_member`).
+
+    The raw material of `dedup_batch` and of the fused (face + finger) decision.
+    """
+    batch = np.ascontiguousarray(probes, dtype=np.float32)
+    scores, ids = index.search(batch, k)  # validates shape, unit norm and k
+    in_batch = _earlier_members(batch, k)
+    out = []
+    for row in range(batch.shape[0]):
+        valid = ids[row] != -1
+        gallery = zip(ids[row][valid].tolist(), scores[row][valid].tolist(), strict=True)
+        out.append([*gallery, *in_batch[row]])
+    return out
+
+
 def dedup_batch(
     probes: npt.NDArray[np.float32],
     index: GalleryIndex,
@@ -157,19 +177,103 @@ def dedup_batch(
     gallery and batch merged, best first.
     """
     _check_thresholds(match_threshold, review_threshold)
-    batch = np.ascontiguousarray(probes, dtype=np.float32)
-    scores, ids = index.search(batch, k)  # validates shape, unit norm and k
-    in_batch = _earlier_members(batch, k)
-    decisions = []
-    for row in range(batch.shape[0]):
-        valid = ids[row] != -1
-        gallery = zip(ids[row][valid].tolist(), scores[row][valid].tolist(), strict=True)
-        decisions.append(
-            _decision(
-                [*gallery, *in_batch[row]],
-                match_threshold=match_threshold,
-                review_threshold=review_threshold,
-                limit=k,
-            )
-        )
-    return decisions
+    return [
+        _decision(pairs, match_threshold=match_threshold, review_threshold=review_threshold,
+                  limit=k)
+        for pairs in search_batch(probes, index, k=k)
+    ]
+
+
+# --- fused decision (face + fingerprints) ------------------------------------------------------
+
+_SEVERITY = {Outcome.NO_MATCH: 0, Outcome.ADJUDICATE: 1, Outcome.DUPLICATE: 2}
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The two rules' thresholds: face cosine, and fused evidence (LLR, docs/fusion.md)."""
+
+    face_match: float
+    face_review: float
+    fused_match: float
+    fused_review: float
+
+    def __post_init__(self) -> None:
+        _check_thresholds(self.face_match, self.face_review)
+        _check_thresholds(self.fused_match, self.fused_review)
+
+
+@dataclass(frozen=True)
+class FusedCandidate:
+    """One compared pair: face cosine (``None`` without faces), fused evidence, its outcome.
+
+    ``rule`` says which thresholds judged the pair: ``"fused"`` when at least one finger was
+    compared, ``"face"`` otherwise (no fingerprint evidence: today's face thresholds).
+    """
+
+    gallery_id: int
+    face: float | None
+    fused: FusedScore
+    outcome: Outcome
+    rule: str
+
+    @property
+    def batch_member(self) -> int | None:
+        """Index of the matching earlier batch member, or ``None`` for a gallery candidate."""
+        return -self.gallery_id - 1 if self.gallery_id < 0 else None
+
+
+@dataclass(frozen=True)
+class FusedDecision:
+    """Outcome of one probe under the fused rule; ``candidates`` are the pairs that are not
+    ``NO_MATCH``, most severe first, then by fused evidence. ``best_face`` as in `Decision`."""
+
+    outcome: Outcome
+    candidates: tuple[FusedCandidate, ...]
+    best_face: float | None
+
+
+def judge_pair(face: float | None, fused: FusedScore, t: Thresholds) -> tuple[Outcome, str]:
+    """One pair's outcome: fused thresholds when a finger was compared, else face thresholds.
+
+    A pair with no biometric evidence at all is never a duplicate (nor a candidate).
+    """
+    if fused.fingers_compared > 0:
+        if fused.llr >= t.fused_match:
+            return Outcome.DUPLICATE, "fused"
+        return (Outcome.ADJUDICATE if fused.llr >= t.fused_review else Outcome.NO_MATCH), "fused"
+    if face is None:
+        return Outcome.NO_MATCH, "face"
+    # float32 resolution, as `_decision` (index scores are float32).
+    s = float(np.float32(face))
+    if s >= float(np.float32(t.face_match)):
+        return Outcome.DUPLICATE, "face"
+    if s >= float(np.float32(t.face_review)):
+        return Outcome.ADJUDICATE, "face"
+    return Outcome.NO_MATCH, "face"
+
+
+def decide_fused(
+    pairs: Iterable[tuple[int, float | None, FusedScore]], t: Thresholds, *, limit: int | None
+) -> FusedDecision:
+    """Decide one probe from its compared pairs ``(id, face cosine, fused score)``.
+
+    The probe's outcome is its most severe pair's. For pairs without fingerprint evidence this
+    is exactly `decide`'s face rule, so a face-only enrolment decides as before.
+    """
+    judged = []
+    best_face: float | None = None
+    for gid, face, fused in pairs:
+        if face is not None:
+            best_face = face if best_face is None else max(best_face, face)
+        outcome, rule = judge_pair(face, fused, t)
+        judged.append(FusedCandidate(gid, face, fused, outcome, rule))
+    kept = sorted(
+        (c for c in judged if c.outcome != Outcome.NO_MATCH),
+        key=lambda c: (-_SEVERITY[c.outcome], -c.fused.llr,
+                       -(c.face if c.face is not None else -np.inf)),
+    )
+    if limit is not None:
+        kept = kept[:limit]
+    outcome = kept[0].outcome if kept else Outcome.NO_MATCH
+    return FusedDecision(outcome, tuple(kept), best_face)

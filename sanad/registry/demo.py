@@ -1,8 +1,11 @@
 """Synthetic demo population: households enrolled through the real enrolment service.
 
-Some submissions are deliberate re-enrolment attempts of people already enrolled (a fresh noisy
-capture, a respelled name, a new single-person household): the report counts how many of them
-deduplication caught and how many genuinely new people it wrongly called duplicates.
+Every synthetic person also gives two fingerprints (right and left index, synthetic minutiae
+as ISO/IEC 19794-2 records), so the demo exercises the fused face + finger second stage; about
+2 % have one of the two recorded as missing instead (amputated or unreadable). Some submissions
+are deliberate re-enrolment attempts of people already enrolled (a fresh noisy face and fresh
+finger captures, a respelled name, a new single-person household): the report counts how many
+of them deduplication caught and how many genuinely new people it wrongly called duplicates.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from sanad.abis.templates import encode_template
+from sanad.biometrics.finger import FingerMinutiaeRecord, encode_record
+from sanad.biometrics.finger.synthetic import IMAGE_HEIGHT, IMAGE_WIDTH, SyntheticFingers
 from sanad.biometrics.synthetic import (
     SyntheticPerson,
     SyntheticPopulation,
@@ -23,7 +28,16 @@ from sanad.biometrics.synthetic import (
 )
 from sanad.registry.enrolment import EnrolmentContext, enrol_household
 from sanad.registry.runtime import Registry
-from sanad.registry.schemas import FaceCapture, HouseholdCreate, PersonCreate
+from sanad.registry.schemas import (
+    FaceCapture,
+    FingerCapture,
+    HouseholdCreate,
+    MissingBiometric,
+    PersonCreate,
+)
+
+DEMO_FINGERS = (2, 7)  # right and left index
+_MISSING_FINGER_RATE = 0.02
 
 
 @dataclass(frozen=True)
@@ -41,8 +55,28 @@ class DemoReport:
         return asdict(self)
 
 
+def _fingers(
+    fingers: SyntheticFingers, identity: int, rng: np.random.Generator
+) -> tuple[list[FingerCapture], list[MissingBiometric]]:
+    """Fresh captures of the demo fingers; now and then one is recorded as missing."""
+    positions = list(DEMO_FINGERS)
+    missing: list[MissingBiometric] = []
+    if rng.random() < _MISSING_FINGER_RATE:
+        gone = positions.pop(int(rng.integers(len(positions))))
+        reason = "amputated" if rng.random() < 0.3 else "unreadable"
+        missing.append(MissingBiometric(modality=f"finger:{gone}", reason=reason))
+    captures = []
+    for p in positions:
+        record = FingerMinutiaeRecord(views=(fingers.capture_view(identity, p, rng),),
+                                      image_width=IMAGE_WIDTH, image_height=IMAGE_HEIGHT)
+        captures.append(FingerCapture(
+            position=p, record=base64.b64encode(encode_record(record)).decode()))
+    return captures, missing
+
+
 def _member(
-    bio: SyntheticPerson, relationship: str, template: np.ndarray, quality: float
+    bio: SyntheticPerson, relationship: str, template: np.ndarray, quality: float,
+    fingers: tuple[list[FingerCapture], list[MissingBiometric]],
 ) -> PersonCreate:
     return PersonCreate(
         given_name=bio["given_name"],
@@ -60,6 +94,8 @@ def _member(
         face=FaceCapture(
             template=base64.b64encode(encode_template(template)).decode(), quality=quality
         ),
+        fingers=fingers[0],
+        missing_biometrics=fingers[1],
     )
 
 
@@ -77,6 +113,7 @@ def run_demo(
         raise ValueError("people must be >= 1 and duplicates >= 0")
     rng = np.random.default_rng(seed)
     population = SyntheticPopulation(seed=seed)
+    finger_source = SyntheticFingers(seed=seed)
     households = list(synthetic_households(people, seed))
     # Re-enrolment attempts are spread over the run, each after at least one household exists.
     slots = sorted(rng.integers(1, len(households) + 1, size=duplicates).tolist())
@@ -109,7 +146,8 @@ def run_demo(
             bios.append(bio)
         members = [
             _member(bio, "head" if j == 0 else ("spouse" if j == 1 else "child"),
-                    population.capture(identity, rng), float(rng.uniform(0.7, 1.0)))
+                    population.capture(identity, rng), float(rng.uniform(0.7, 1.0)),
+                    _fingers(finger_source, identity, rng))
             for j, (bio, identity) in enumerate(zip(bios, identities, strict=True))
         ]
         outcomes = submit(
@@ -135,7 +173,8 @@ def run_demo(
                 HouseholdCreate(
                     province=bio["province"], district=bio["district"], site="demo-site",
                     station="demo-2",
-                    members=[_member(again, "head", population.capture(identity, rng), 0.9)],
+                    members=[_member(again, "head", population.capture(identity, rng), 0.9,
+                                     _fingers(finger_source, identity, rng))],
                 )
             )
             if outcome != "no_match":

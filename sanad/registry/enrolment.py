@@ -8,6 +8,13 @@ exceptions, adjudication cases and audit rows in one transaction. Only after the
 the new templates added to the in-memory index: a crash in between leaves the database ahead
 of the index, which the watermark catch-up repairs at the next start.
 
+Fingerprints are the second stage (docs/fusion.md, docs/fingerprints.md): a member who gave
+fingers is compared, finger by finger, with each face candidate (gallery people and earlier
+members of the same submission) that has fingers too, and each pair is judged on the fused
+evidence (face + fingers, log-likelihood ratio) against the fused thresholds. A pair where no
+finger could be compared (either side has none) keeps the face thresholds, so face-only people
+are deduplicated exactly as before.
+
 Members without biometrics (refused, or medically impossible) take the alternative path:
 biographic deduplication and a mandatory adjudication case. An officer may also ask for
 adjudication instead of refusal when a member matches (`request_adjudication`, e.g. twins).
@@ -16,7 +23,8 @@ adjudication instead of refusal when a member matches (`request_adjudication`, e
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, field
 from datetime import date
 
 import numpy as np
@@ -25,14 +33,30 @@ from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 from sanad import audit
 from sanad.abis.biographic import BioRecord, name_key, similarity
-from sanad.abis.decision import Decision, Outcome, dedup_batch
+from sanad.abis.decision import (
+    FusedCandidate,
+    FusedDecision,
+    Outcome,
+    Thresholds,
+    decide_fused,
+    search_batch,
+)
+from sanad.abis.finger_stage import second_stage
+from sanad.abis.fusion import DEFAULT_CALIBRATION, FINGER_BOUND, fuse
 from sanad.abis.templates import TemplateError, decode_template, encode_template
+from sanad.biometrics.finger import FingerComparison, FingerPosition, FingerView, prepare
 from sanad.biometrics.synthetic import FACE_DIM
 from sanad.config import Settings
 from sanad.credentials.ids import new_registration_number
 from sanad.errors import InvalidInput
 from sanad.notify.outbox import emit
 from sanad.registry.db import transaction
+from sanad.registry.fingers import (
+    PreparedFingers,
+    finger_modality,
+    finger_records,
+    prepare_records,
+)
 from sanad.registry.gallery import FACE, PHOTO, Gallery, template_aad
 from sanad.registry.models import (
     AdjudicationCase,
@@ -71,10 +95,29 @@ class _Member:
     data: PersonCreate
     probe: np.ndarray | None
     quality: float = 0.0
-    face: Decision | None = None
+    fingers: dict[FingerPosition, tuple[bytes, int]] = field(default_factory=dict)
+    views: dict[FingerPosition, FingerView] = field(default_factory=dict)
+    decision: FusedDecision | None = None
     outcome: Outcome = Outcome.NO_MATCH
     kind: str = "biometric"
     candidates: list[CandidatePublic] | None = None
+    _prepared: PreparedFingers | None = None
+
+    def prepared(self) -> PreparedFingers:
+        """The member's fingers ready for the matcher (prepared on first need only)."""
+        if self._prepared is None:
+            self._prepared = {pos: prepare(view) for pos, view in self.views.items()}
+        return self._prepared
+
+
+def _member(data: PersonCreate, i: int) -> _Member:
+    m = _Member(data, *_probe(data, i))
+    for f in data.fingers:
+        view, stored = f.parsed()
+        pos = FingerPosition(f.position)
+        m.fingers[pos] = (stored, view.quality)
+        m.views[pos] = view
+    return m
 
 
 def _probe(member: PersonCreate, i: int) -> tuple[np.ndarray | None, float]:
@@ -150,28 +193,44 @@ def _biographic_candidates(
     ]
 
 
+def _owners(session: Session, gallery_ids: list[int]) -> dict[int, uuid.UUID]:
+    """Person of each face record id."""
+    if not gallery_ids:
+        return {}
+    rows = session.execute(
+        select(BiometricRecord.id, BiometricRecord.person_id).where(
+            BiometricRecord.id.in_(gallery_ids)
+        )
+    ).all()
+    return {int(r[0]): r[1] for r in rows}
+
+
+def _public(c: FusedCandidate, person_id: uuid.UUID | None, member_no: int | None,
+            t: Thresholds) -> CandidatePublic:
+    fused = c.fused
+    at_match = (fused.llr >= t.fused_match) if c.rule == "fused" else (
+        c.face is not None and c.face >= t.face_match
+    )
+    return CandidatePublic(
+        person_id=person_id, member_no=member_no, score=c.face if c.face is not None else 0.0,
+        face_score=c.face, finger_llr=fused.finger_llr, fingers_compared=fused.fingers_compared,
+        fused_llr=fused.llr, rule=c.rule, at_match_threshold=at_match,
+    )
+
+
 def _face_candidates(
-    session: Session, decision: Decision, face_rows: list[int],
-    new_person_ids: list[uuid.UUID | None],
+    session: Session, decision: FusedDecision, face_rows: list[int],
+    new_person_ids: list[uuid.UUID | None], t: Thresholds,
 ) -> list[CandidatePublic]:
-    gallery_ids = [c.gallery_id for c in decision.candidates if c.gallery_id >= 0]
-    owners: dict[int, uuid.UUID] = {}
-    if gallery_ids:
-        rows = session.execute(
-            select(BiometricRecord.id, BiometricRecord.person_id).where(
-                BiometricRecord.id.in_(gallery_ids)
-            )
-        ).all()
-        owners = {int(r[0]): r[1] for r in rows}
+    owners = _owners(session, [c.gallery_id for c in decision.candidates if c.gallery_id >= 0])
     out = []
     for c in decision.candidates:
-        if c.gallery_id >= 0:
-            out.append(CandidatePublic(person_id=owners.get(c.gallery_id), score=c.score))
+        member = c.batch_member
+        if member is None:
+            out.append(_public(c, owners.get(c.gallery_id), None, t))
         else:
-            member = face_rows[-c.gallery_id - 1]
-            out.append(CandidatePublic(
-                person_id=new_person_ids[member], member_no=member + 1, score=c.score
-            ))
+            member = face_rows[member]
+            out.append(_public(c, new_person_ids[member], member + 1, t))
     return out
 
 
@@ -180,27 +239,113 @@ def _merge(face: list[CandidatePublic], bio: list[CandidatePublic]) -> list[Cand
     return face + [c for c in bio if c.person_id not in seen]
 
 
-def _decide(members: list[_Member], gallery: Gallery, settings: Settings,
-            request_adjudication: bool) -> list[int]:
-    """Face decisions for members with a probe; returns the member index of each probe row."""
+def _thresholds(settings: Settings) -> Thresholds:
+    return Thresholds(
+        face_match=settings.dedup_match_threshold, face_review=settings.dedup_review_threshold,
+        fused_match=settings.dedup_fused_match_threshold,
+        fused_review=settings.dedup_fused_review_threshold,
+    )
+
+
+def _reachable(face: float, shared: int, t: Thresholds) -> bool:
+    """Could a pair reach the fused review threshold with ``shared`` fingers all maximal?
+
+    Pairs that cannot are not sent through the matcher: their fused outcome is `no_match`
+    whatever the fingers say, which keeps the second stage off the obvious strangers.
+    """
+    return shared > 0 and (
+        DEFAULT_CALIBRATION.face.llr(face) + FINGER_BOUND * shared >= t.fused_review
+    )
+
+
+def _worth_matching(face: float, mine: Collection[FingerPosition],
+                    theirs: Collection[FingerPosition], t: Thresholds) -> bool:
+    return _reachable(face, len(set(mine) & set(theirs)), t)
+
+
+def _decide(session: Session, members: list[_Member], gallery: Gallery, settings: Settings,
+            request_adjudication: bool) -> tuple[list[int], set[uuid.UUID]]:
+    """Decisions for members with a probe; returns the member index of each probe row and the
+    people whose stored fingers were read for the second stage (for the audit trail)."""
+    t = _thresholds(settings)
     face_rows = [i for i, m in enumerate(members) if m.probe is not None]
+    fingers_read: set[uuid.UUID] = set()
     if face_rows:
-        decisions = dedup_batch(
-            np.stack([members[i].probe for i in face_rows]),  # type: ignore[misc]
-            gallery.index,
-            k=settings.dedup_candidates,
-            match_threshold=settings.dedup_match_threshold,
-            review_threshold=settings.dedup_review_threshold,
-        )
-        for i, d in zip(face_rows, decisions, strict=True):
-            members[i].face = d
-            members[i].outcome = d.outcome
+        probes = np.stack([members[i].probe for i in face_rows])  # type: ignore[misc]
+        searched = search_batch(probes, gallery.index, k=settings.dedup_candidates)
+        stored = _gallery_fingers(session, gallery, settings, members, face_rows, searched, t)
+        for i, pairs in zip(face_rows, searched, strict=True):
+            m = members[i]
+            results = _second_stage(m, members, face_rows, pairs, stored, t, fingers_read)
+            m.decision = decide_fused(
+                ((gid, face, fuse(face, results.get(gid))) for gid, face in pairs),
+                t, limit=settings.dedup_candidates,
+            )
+            m.outcome = m.decision.outcome
     for m in members:
         if m.probe is None:
             m.outcome, m.kind = Outcome.ADJUDICATE, "refusal"
         elif m.outcome == Outcome.DUPLICATE and request_adjudication:
             m.outcome, m.kind = Outcome.ADJUDICATE, "override"
-    return face_rows
+    return face_rows, fingers_read
+
+
+def _second_stage(
+    m: _Member, members: list[_Member], face_rows: list[int], pairs: list[tuple[int, float]],
+    stored: dict[int, tuple[uuid.UUID, PreparedFingers]], t: Thresholds,
+    fingers_read: set[uuid.UUID],
+) -> dict[int, FingerComparison]:
+    """Finger comparisons of member ``m`` with those of its face candidates worth matching."""
+    if not m.views:
+        return {}
+    lookups: dict[int, PreparedFingers] = {}
+    for gid, face in pairs:
+        if gid >= 0:
+            if gid not in stored:
+                continue
+            pid, theirs = stored[gid]
+            if _worth_matching(face, m.views, theirs, t):
+                lookups[gid] = theirs
+                fingers_read.add(pid)
+        else:
+            other = members[face_rows[-gid - 1]]
+            if _worth_matching(face, m.views, other.views, t):
+                lookups[gid] = other.prepared()
+    if not lookups:
+        return {}
+    return {r.gallery_id: r.comparison
+            for r in second_stage(list(lookups), m.prepared(), lookups.get)}
+
+
+def _gallery_fingers(
+    session: Session, gallery: Gallery, settings: Settings, members: list[_Member],
+    face_rows: list[int], searched: list[list[tuple[int, float]]], t: Thresholds,
+) -> dict[int, tuple[uuid.UUID, PreparedFingers]]:
+    """Stored fingers of the gallery candidates some fingered member may need, by face id.
+
+    Only candidates that `_worth_matching` lets through are opened and prepared.
+    """
+    # (member, face) pairs per gallery id that could matter even if every finger matched.
+    want: dict[int, list[tuple[_Member, float]]] = {}
+    for i, pairs in zip(face_rows, searched, strict=True):
+        m = members[i]
+        for gid, face in pairs:
+            if gid >= 0 and _reachable(face, len(m.views), t):
+                want.setdefault(gid, []).append((m, face))
+    if not want:
+        return {}
+    owners = _owners(session, list(want))
+    records = finger_records(session, owners.values())
+    out: dict[int, tuple[uuid.UUID, PreparedFingers]] = {}
+    for gid, pid in owners.items():
+        recs = records.get(pid)
+        if not recs:
+            continue
+        theirs = {FingerPosition(int(r.modality.split(":", 1)[1])) for r in recs}
+        if any(_worth_matching(face, m.views, theirs, t) for m, face in want[gid]):
+            out[gid] = (pid, prepare_records(session, gallery.sealer, recs,
+                                             cache_size=settings.finger_cache_size))
+    return out
 
 
 def enrol_household(
@@ -212,7 +357,8 @@ def enrol_household(
     ctx: EnrolmentContext,
 ) -> EnrolmentResult:
     """Deduplicate and, unless a member is a duplicate, enrol the household. Audited either way."""
-    members = [_Member(m, *_probe(m, i)) for i, m in enumerate(data.members)]
+    members = [_member(m, i) for i, m in enumerate(data.members)]
+    t = _thresholds(settings)
     with gallery.lock:
         with transaction(sessions) as session:
             if session.get_bind().dialect.name == "postgresql":
@@ -220,26 +366,29 @@ def enrol_household(
                     text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ENROLMENT_LOCK_KEY}
                 )
             gallery.catch_up(session)
-            face_rows = _decide(members, gallery, settings, data.request_adjudication)
+            face_rows, fingers_read = _decide(session, members, gallery, settings,
+                                              data.request_adjudication)
             for m in members:
                 m.candidates = _biographic_candidates(
                     session, m.data, settings.biographic_threshold
                 )
             if any(m.outcome == Outcome.DUPLICATE for m in members):
-                return _refuse(session, data, members, face_rows, ctx)
-            result, new_records = _create(session, data, members, face_rows, gallery, ctx)
+                return _refuse(session, data, members, face_rows, ctx, t, fingers_read)
+            result, new_records = _create(session, data, members, face_rows, gallery, ctx, t,
+                                          fingers_read)
         gallery.add_committed(new_records)
         return result
 
 
 def _refuse(
     session: Session, data: HouseholdCreate, members: list[_Member], face_rows: list[int],
-    ctx: EnrolmentContext,
+    ctx: EnrolmentContext, t: Thresholds, fingers_read: set[uuid.UUID],
 ) -> EnrolmentResult:
     nobody: list[uuid.UUID | None] = [None] * len(members)
     outs = []
     for i, m in enumerate(members):
-        face = _face_candidates(session, m.face, face_rows, nobody) if m.face else []
+        face = (_face_candidates(session, m.decision, face_rows, nobody, t)
+                if m.decision else [])
         outs.append(MemberOutcome(member_no=i + 1, person_id=None, outcome=m.outcome.value,
                                   candidates=_merge(face, m.candidates or [])))
     audit.record(
@@ -254,6 +403,7 @@ def _refuse(
                  "best_score": round(o.candidates[0].score, 4) if o.candidates else None}
                 for o in outs if o.outcome == "duplicate"
             ],
+            "fingers_read": sorted(str(p) for p in fingers_read),
         },
     )
     return EnrolmentResult(outcome="duplicate", household_id=None, registration_number=None,
@@ -262,7 +412,7 @@ def _refuse(
 
 def _create(
     session: Session, data: HouseholdCreate, members: list[_Member], face_rows: list[int],
-    gallery: Gallery, ctx: EnrolmentContext,
+    gallery: Gallery, ctx: EnrolmentContext, t: Thresholds, fingers_read: set[uuid.UUID],
 ) -> tuple[EnrolmentResult, list[tuple[int, np.ndarray]]]:
     outcomes = [m.outcome for m in members]
     overall = Outcome.ADJUDICATE if Outcome.ADJUDICATE in outcomes else Outcome.NO_MATCH
@@ -313,6 +463,12 @@ def _create(
                     person_id=person.id, modality=PHOTO, quality=m.quality,
                     template=gallery.sealer.seal(photo, aad=template_aad(person.id, PHOTO)),
                 ))
+        for pos, (record, quality) in (m.fingers or {}).items():
+            modality = finger_modality(pos)
+            session.add(BiometricRecord(
+                person_id=person.id, modality=modality, quality=quality / 100.0,
+                template=gallery.sealer.seal(record, aad=template_aad(person.id, modality)),
+            ))
         for missing in m.data.missing_biometrics:
             session.add(BiometricException(person_id=person.id, modality=missing.modality,
                                            reason=missing.reason, note=missing.note))
@@ -325,7 +481,8 @@ def _create(
     session.flush()
     members_out = []
     for person, m in zip(persons, members, strict=True):
-        face = _face_candidates(session, m.face, face_rows, person_ids) if m.face else []
+        face = (_face_candidates(session, m.decision, face_rows, person_ids, t)
+                if m.decision else [])
         candidates = _merge(face, m.candidates or [])
         if m.outcome == Outcome.ADJUDICATE:
             _open_case(session, person, m.kind, candidates, ctx)
@@ -340,7 +497,8 @@ def _create(
         session, actor=ctx.officer, action="household.enrol", subject_type="household",
         subject_id=str(household.id),
         details={"members": len(persons), "outcome": overall.value, "site": data.site,
-                 "station": data.station},
+                 "station": data.station,
+                 "fingers_read": sorted(str(p) for p in fingers_read)},
     )
     result = EnrolmentResult(outcome=overall.value, household_id=household.id,
                              registration_number=household.registration_number,
@@ -379,10 +537,13 @@ def recheck_person(
     """Search an enrolled person's face again (e.g. after a new capture or a periodic sweep).
 
     Candidates an adjudicator already judged "not the same" are left out while neither record
-    has changed since; anything else at or above the review threshold opens a `recheck` case.
+    has changed since; anything else judged `adjudicate` or `duplicate` by its rule opens a
+    `recheck` case: with fingers on both sides the fused evidence (face + fingers), otherwise
+    the face score against the face review threshold, as at enrolment.
     """
     from sanad.registry.adjudication import judged_different
 
+    t = _thresholds(settings)
     with gallery.lock, transaction(sessions) as session:
         gallery.catch_up(session)
         person = session.get(Person, person_id)
@@ -404,15 +565,17 @@ def recheck_person(
         best: dict[int, float] = {}
         for row_scores, row_ids in zip(scores, ids, strict=True):
             for s, gid in zip(row_scores.tolist(), row_ids.tolist(), strict=True):
-                if gid < 0 or gid in own or s < settings.dedup_review_threshold:
+                if gid < 0 or gid in own:
                     continue
                 best[gid] = max(best.get(gid, -1.0), s)
+        mine = finger_records(session, [person_id]).get(person_id, [])
+        positions = {FingerPosition(int(r.modality.split(":", 1)[1])) for r in mine}
+        # Without fingers only the face rule can fire: keep today's cheap filter.
+        best = {g: s for g, s in best.items()
+                if s >= settings.dedup_review_threshold or _reachable(s, len(positions), t)}
         if not best:
             return None
-        owners = dict(session.execute(
-            select(BiometricRecord.id, BiometricRecord.person_id)
-            .where(BiometricRecord.id.in_(list(best)))
-        ).all())
+        owners = _owners(session, list(best))
         per_person: dict[uuid.UUID, float] = {}
         for gid, s in best.items():
             other = owners.get(gid)
@@ -421,8 +584,34 @@ def recheck_person(
             per_person[other] = max(per_person.get(other, -1.0), s)
         if not per_person:
             return None
-        candidates = [CandidatePublic(person_id=pid, score=s)
-                      for pid, s in sorted(per_person.items(), key=lambda x: -x[1])]
+        people = list(per_person)
+        comparisons: dict[int, FingerComparison] = {}
+        theirs = finger_records(session, [p for p in people
+                                          if _reachable(per_person[p], len(positions), t)])
+        worth = {i: recs for i, p in enumerate(people) if (recs := theirs.get(p))
+                 and _worth_matching(per_person[p], positions, {
+                     FingerPosition(int(r.modality.split(":", 1)[1])) for r in recs}, t)}
+        if worth:
+            cache = settings.finger_cache_size
+            probe = prepare_records(session, gallery.sealer, mine, cache_size=cache)
+            lookups = {i: prepare_records(session, gallery.sealer, recs, cache_size=cache)
+                       for i, recs in worth.items()}
+            comparisons = {r.gallery_id: r.comparison
+                           for r in second_stage(list(lookups), probe, lookups.get)}
+        decision = decide_fused(
+            ((i, per_person[p], fuse(per_person[p], comparisons.get(i)))
+             for i, p in enumerate(people)), t, limit=None,
+        )
+        if worth:  # stored fingers of these people were opened: say so
+            audit.record(
+                session, actor=ctx.officer, action="biometrics.fingers_compared",
+                subject_type="person", subject_id=str(person_id),
+                details={"purpose": "recheck",
+                         "with": sorted(str(people[i]) for i in worth)},
+            )
+        if not decision.candidates:
+            return None
+        candidates = [_public(c, people[c.gallery_id], None, t) for c in decision.candidates]
         _open_case(session, person, "recheck", candidates, ctx)
         return session.scalars(
             select(AdjudicationCase).where(AdjudicationCase.person_id == person_id)

@@ -4,10 +4,11 @@
 
 1. deletes the person's data keys (`data_keys` rows) — from this moment every sealed copy of
    their templates, including copies inside older backups' blobs, is unreadable;
-2. turns each of their `BiometricRecord` rows into a tombstone (modality ``erased``, empty
-   template). The row is kept, not deleted, so the integer gallery id is never reused (SQLite
-   reuses the highest rowid) and the index watermark never moves backwards (which would force
-   every process to rebuild its index);
+2. turns each of their `BiometricRecord` rows — face, photo and every ``finger:<code>``
+   record alike — into a tombstone (modality ``erased``, empty template), and drops their
+   prepared fingers from this process's matcher cache. The row is kept, not deleted, so the
+   integer gallery id is never reused (SQLite reuses the highest rowid) and the index
+   watermark never moves backwards (which would force every process to rebuild its index);
 3. records an `Erasure` and one `ErasedRecord` per gallery id (what every gallery index must
    drop when it catches up: see `erased_record_ids`);
 4. deletes their portrait (`person_photos`, kept for printing and adjudication), revokes their
@@ -33,6 +34,7 @@ from sanad import audit
 from sanad.errors import InvalidInput, NotFound
 from sanad.registry.access_models import PersonPhoto
 from sanad.registry.crypto_models import DataKey, ErasedRecord, Erasure
+from sanad.registry.fingers import forget_sealed, is_finger_modality
 from sanad.registry.gallery import Gallery
 from sanad.registry.models import BiometricRecord, Card, Person
 from sanad.registry.sealing import TemplateSealer, destroy_subject_keys
@@ -85,6 +87,7 @@ def erase_person(
                       keys_destroyed=len(dek_ids), records_deleted=len(records))
     session.add(erasure)
     session.flush()
+    forget_sealed(r.template for r in records if is_finger_modality(r.modality))
     for rec in records:
         rec.modality = ERASED_MODALITY
         rec.template = b""

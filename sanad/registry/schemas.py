@@ -13,8 +13,25 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
+from sanad.biometrics.finger import (
+    TEN_FINGERS,
+    FingerMinutiaeRecord,
+    FingerPosition,
+    FingerTemplateError,
+    FingerView,
+    decode_record,
+    encode_record,
+)
 from sanad.registry.models import DobPrecision, Sex
 
 _ARABIC_OR_EMPTY = re.compile(
@@ -70,6 +87,121 @@ class FaceCapture(BaseModel):
         return base64.b64decode(self.photo) if self.photo is not None else None
 
 
+MAX_FINGER_RECORD_BYTES = 16 * 1024  # an ISO/IEC 19794-2 view holds at most 255 minutiae
+
+
+def _finger_code(value: object) -> int:
+    """ISO finger code 1..10 from an int, a digit string or a name like ``right_index``."""
+    if isinstance(value, bool):
+        raise ValueError("must be an ISO finger code 1..10 or a name like 'right_index'")
+    if isinstance(value, int):
+        code = value
+    elif isinstance(value, str) and value.strip().isdigit():
+        code = int(value.strip())
+    elif isinstance(value, str):
+        name = re.sub(r"[\s-]+", "_", value.strip()).upper()
+        try:
+            code = int(FingerPosition[name])
+        except KeyError:
+            raise ValueError(
+                f"unknown finger {value!r}; use an ISO code 1..10 or one of "
+                + ", ".join(f.name.lower() for f in TEN_FINGERS)
+            ) from None
+    else:
+        raise ValueError("must be an ISO finger code 1..10 or a name like 'right_index'")
+    if not 1 <= code <= 10:
+        raise ValueError(f"finger code must be 1..10, got {code}")
+    return code
+
+
+def _pick_view(record: FingerMinutiaeRecord, position: int) -> FingerView:
+    """The record's view of finger ``position`` (a lone unknown-position view counts)."""
+    view = record.view(position)
+    if view is None and len(record.views) == 1 and record.views[0].position == 0:
+        only = record.views[0]
+        view = FingerView(
+            position=FingerPosition(position), minutiae=only.minutiae, quality=only.quality,
+            view_number=only.view_number, impression_type=only.impression_type,
+            extended_data=only.extended_data,
+        )
+    if view is None:
+        raise ValueError(f"record holds no view of finger {position}")
+    if not view.minutiae:
+        raise ValueError(
+            f"record has no minutiae for finger {position}; list a finger that cannot be "
+            "captured in missing_biometrics instead"
+        )
+    return view
+
+
+class FingerCapture(BaseModel):
+    """One finger's minutiae: an ISO/IEC 19794-2:2005 finger minutiae record, base64.
+
+    The record must hold a view of ``position`` (or a single view of unknown position, taken
+    as ``position``) with at least one minutia; only that view is kept. A finger that could
+    not be captured goes in ``missing_biometrics`` as ``finger:<code>`` instead.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    position: Annotated[int, WithJsonSchema({
+        "oneOf": [
+            {"type": "integer", "minimum": 1, "maximum": 10},
+            {"type": "string", "enum": [f.name.lower() for f in TEN_FINGERS]},
+        ],
+    })] = Field(
+        examples=[2],
+        description="ISO/IEC 19794-2 finger code 1..10 (1 right thumb … 5 right little, "
+        "6 left thumb … 10 left little) or its name, e.g. `right_index`.",
+    )
+    record: str = Field(
+        min_length=1, max_length=MAX_FINGER_RECORD_BYTES * 4 // 3 + 4,
+        description="Base64 of an ISO/IEC 19794-2:2005 finger minutiae record (`FMR`).",
+    )
+
+    @field_validator("position", mode="before")
+    @classmethod
+    def _position(cls, v: object) -> int:
+        return _finger_code(v)
+
+    @field_validator("record")
+    @classmethod
+    def _iso_record(cls, v: str, info: ValidationInfo) -> str:
+        try:
+            raw = base64.b64decode(v, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ValueError("must be base64") from exc
+        try:
+            record = decode_record(raw)
+        except FingerTemplateError as exc:
+            raise ValueError(f"not a valid ISO/IEC 19794-2:2005 record: {exc.message}") from exc
+        position = info.data.get("position")
+        if position is not None:
+            _pick_view(record, position)
+        return v
+
+    def view(self) -> FingerView:
+        """The view of this finger (its position set to ``position``)."""
+        return self.parsed()[0]
+
+    def stored_record(self) -> bytes:
+        """A single-view ISO record of this finger (what is sealed and stored)."""
+        return self.parsed()[1]
+
+    def parsed(self) -> tuple[FingerView, bytes]:
+        """The view and the single-view ISO record to store, decoding the record once."""
+        record = decode_record(base64.b64decode(self.record))
+        view = _pick_view(record, self.position)
+        if len(record.views) == 1 and record.views[0] is view:
+            return view, base64.b64decode(self.record)  # already what is stored
+        return view, encode_record(FingerMinutiaeRecord(
+            views=(view,), image_width=record.image_width,
+            image_height=record.image_height, resolution_x=record.resolution_x,
+            resolution_y=record.resolution_y,
+            equipment_certification=record.equipment_certification,
+            equipment_id=record.equipment_id,
+        ))
+
+
 class MissingBiometric(BaseModel):
     """A biometric that could not be captured (e.g. finger 7 amputated)."""
 
@@ -104,10 +236,34 @@ class PersonCreate(BaseModel):
         description="Why no biometrics were captured (refusal, medical, …). The person is "
         "enrolled on the alternative path: biographic dedup and mandatory adjudication.",
     )
+    fingers: list[FingerCapture] = Field(
+        default_factory=list, max_length=10,
+        description="Fingerprints (ISO/IEC 19794-2 minutiae records), one per finger "
+        "position; matched in the second stage of deduplication.",
+    )
     missing_biometrics: list[MissingBiometric] = Field(
         default_factory=list, max_length=11,
         description="Biometrics that could not be captured, each with a reason.",
     )
+
+    @field_validator("fingers")
+    @classmethod
+    def _distinct_fingers(cls, v: list[FingerCapture]) -> list[FingerCapture]:
+        seen: set[int] = set()
+        for f in v:
+            if f.position in seen:
+                raise ValueError(f"finger {f.position} is given twice")
+            seen.add(f.position)
+        return v
+
+    @field_validator("missing_biometrics")
+    @classmethod
+    def _not_both(cls, v: list[MissingBiometric], info: ValidationInfo) -> list[MissingBiometric]:
+        present = {f"finger:{f.position}" for f in info.data.get("fingers", [])}
+        for m in v:
+            if m.modality in present:
+                raise ValueError(f"{m.modality} is both captured (fingers) and listed as missing")
+        return v
 
     @model_validator(mode="after")
     def _face_or_reason(self) -> PersonCreate:
@@ -115,6 +271,8 @@ class PersonCreate(BaseModel):
             raise ValueError("face is required unless biometrics_refused_reason is given")
         if self.face is not None and self.biometrics_refused_reason:
             raise ValueError("give either face or biometrics_refused_reason, not both")
+        if self.fingers and self.biometrics_refused_reason:
+            raise ValueError("give either fingers or biometrics_refused_reason, not both")
         return self
 
     @field_validator("given_name", "family_name")
@@ -179,8 +337,31 @@ class CandidatePublic(BaseModel):
         "submission (`member_no` set); null when that member was not created."
     )
     member_no: int | None = None
-    score: float
+    score: float = Field(
+        description="Face cosine for biometric candidates (0 when no face was compared), "
+        "biographic similarity for biographic ones."
+    )
     source: Literal["face", "biographic"] = "face"
+    face_score: float | None = Field(default=None, description="Face cosine similarity.")
+    finger_llr: float | None = Field(
+        default=None,
+        description="Fingerprint evidence: sum of the compared fingers' log-likelihood ratios "
+        "(null when no finger could be compared).",
+    )
+    fingers_compared: int = Field(default=0, description="Finger positions compared.")
+    fused_llr: float | None = Field(
+        default=None, description="Face + finger evidence (log-likelihood ratio, docs/fusion.md)."
+    )
+    rule: Literal["face", "fused"] | None = Field(
+        default=None,
+        description="Which thresholds judged this pair: `fused` when fingers were compared, "
+        "`face` otherwise.",
+    )
+    at_match_threshold: bool = Field(
+        default=False,
+        description="The pair reached the duplicate threshold of its rule (an adjudicator "
+        "calling it \"different\" needs a second adjudicator).",
+    )
 
 
 class MemberOutcome(BaseModel):

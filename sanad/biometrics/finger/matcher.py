@@ -37,6 +37,7 @@ synthetic captures, more on real ones) for them to help.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -94,12 +95,14 @@ class PreparedFinger:
         return int(self.xy.shape[0])
 
 
+@functools.lru_cache(maxsize=8)
 def _cell_centres(params: MatcherParams) -> F32:
     step = 2.0 * params.radius / params.grid
     axis = -params.radius + step * (np.arange(params.grid) + 0.5)
     cells = np.stack(np.meshgrid(axis, axis), axis=-1).reshape(-1, 2)
     inside = np.linalg.norm(cells, axis=1) <= params.radius
     out: F32 = cells[inside].astype(np.float32)
+    out.flags.writeable = False  # cached and shared between calls
     return out
 
 

@@ -82,6 +82,8 @@ class ImpressionType(IntEnum):
 
 
 def _check_range(name: str, value: int, low: int, high: int) -> None:
+    if type(value) is int and low <= value <= high:
+        return  # the common case, kept cheap: records hold thousands of minutiae fields
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
         raise FingerTemplateError(f"{name} must be an integer, got {value!r}")
     if not low <= int(value) <= high:
@@ -103,6 +105,8 @@ class Minutia:
         _check_range("minutia y", self.y, 0, MAX_COORDINATE)
         _check_range("minutia angle", self.angle, 0, ANGLE_UNITS - 1)
         _check_range("minutia quality", self.quality, 0, 100)
+        if type(self.type) is MinutiaType:
+            return
         try:
             object.__setattr__(self, "type", MinutiaType(self.type))
         except ValueError:
