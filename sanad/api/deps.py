@@ -13,20 +13,29 @@ Each declaration carries an `Access` record that the authorization-matrix test r
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import event
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
+from sanad.credentials.status import StatusList
 from sanad.errors import AuthenticationFailed, Forbidden, RateLimited
+from sanad.registry.access_models import ApiKey
 from sanad.registry.db import transaction
 from sanad.registry.models import Role
 from sanad.registry.runtime import Registry
+from sanad.registry.status_list import StatusCache
 from sanad.registry.users import API_KEY_PREFIX, api_key_for_secret, user_for_token
+from sanad.registry.verification_audit import VerificationAuditLog, VerificationEvent
 
 SESSION_COOKIE = "sanad_session"
 _bearer = HTTPBearer(auto_error=False, description="A user token from POST /auth/token, "
@@ -44,7 +53,9 @@ class Access:
     page: bool = False
 
 
-def get_registry(request: Request) -> Registry:
+async def get_registry(request: Request) -> Registry:
+    # `async`, like every dependency that does no I/O: a plain `def` dependency costs a
+    # thread-pool round trip per request (docs/benchmarks-api.md).
     registry: Registry = request.app.state.registry
     return registry
 
@@ -97,24 +108,131 @@ class TokenBucket:
 def get_limiter(request: Request) -> TokenBucket:
     limiter: TokenBucket | None = getattr(request.app.state, "rate_limiter", None)
     if limiter is None:
-        settings = get_registry(request).settings
+        settings = request.app.state.registry.settings
         limiter = TokenBucket(per_minute=settings.api_rate_per_minute,
                               burst=settings.api_rate_burst)
         request.app.state.rate_limiter = limiter
     return limiter
 
 
-def _authenticate(registry: Registry, token: str) -> Principal:
+class ApiKeyCache:
+    """API keys already checked against the database, for at most `ttl` seconds.
+
+    Systems call with the same key thousands of times a minute; looking it up costs a database
+    transaction per request. Entries are keyed by a BLAKE2b of the secret under a random
+    per-process key (the secret itself is never held), and only keys that verified are cached,
+    so the cache never grows beyond the live keys. Any commit in this process that creates,
+    changes or deletes an `ApiKey` (a revocation) empties it at once (`watch`); another process
+    (a second worker, the CLI) revoking a key is seen here within `ttl` seconds — the
+    documented bound (`api_key_cache_seconds`, 0 turns the cache off).
+    """
+
+    def __init__(self, *, ttl: float) -> None:
+        self.ttl = ttl
+        self._salt = secrets.token_bytes(32)
+        self._entries: dict[bytes, tuple[float, Principal]] = {}
+        self.generation = 0  # bumped by `clear`: a lookup that raced a revocation is not kept
+
+    def _digest(self, secret: str) -> bytes:
+        return hashlib.blake2b(secret.encode(), key=self._salt, digest_size=32).digest()
+
+    def get(self, secret: str) -> Principal | None:
+        entry = self._entries.get(self._digest(secret))
+        if entry is None:
+            return None
+        if entry[0] <= time.monotonic():
+            self._entries.pop(self._digest(secret), None)
+            return None
+        return entry[1]
+
+    def put(self, secret: str, principal: Principal, *, generation: int) -> None:
+        """Keep `principal`, read from the database when `generation` was current."""
+        if self.ttl > 0 and generation == self.generation:
+            self._entries[self._digest(secret)] = (time.monotonic() + self.ttl, principal)
+
+    def clear(self) -> None:
+        self.generation += 1
+        self._entries.clear()
+
+    def watch(self, sessions: sessionmaker[Session]) -> None:
+        """Empty the cache after any commit (through `sessions`) that touched an API key."""
+        flag = "sanad_api_keys_changed"
+
+        def after_flush(session: Session, _ctx: Any) -> None:
+            if any(isinstance(o, ApiKey)
+                   for o in (*session.new, *session.dirty, *session.deleted)):
+                session.info[flag] = True
+
+        def after_bulk(state: Any) -> None:  # update()/delete() statements on api_keys
+            if state.is_update or state.is_delete:
+                mapper = state.bind_mapper
+                if mapper is not None and mapper.class_ is ApiKey:
+                    state.session.info[flag] = True
+
+        # A flag left by a rolled-back transaction only costs one needless refresh later.
+        def after_commit(session: Session) -> None:
+            if session.info.pop(flag, False):
+                self.clear()
+
+        event.listen(sessions, "after_flush", after_flush)
+        event.listen(sessions, "do_orm_execute", after_bulk)
+        event.listen(sessions, "after_commit", after_commit)
+
+
+def get_api_key_cache(request: Request) -> ApiKeyCache:
+    cache: ApiKeyCache | None = getattr(request.app.state, "api_key_cache", None)
+    if cache is None:  # an app not built by create_app: no cache, same answers
+        cache = ApiKeyCache(ttl=0)
+        request.app.state.api_key_cache = cache
+    return cache
+
+
+def get_status_cache(request: Request) -> StatusCache:
+    cache: StatusCache | None = getattr(request.app.state, "status_cache", None)
+    if cache is None:  # an app not built by create_app: no cache, same answers
+        cache = StatusCache(ttl=0)
+        request.app.state.status_cache = cache
+    return cache
+
+
+async def current_status(request: Request, registry: Registry) -> StatusList:
+    """The status list an online verification uses: from memory, or loaded off the loop."""
+    cache = get_status_cache(request)
+    status = cache.get()
+    if status is None:
+        status = await run_in_threadpool(
+            cache.load, registry.sessions, settings=registry.settings, key=registry.issuer_key,
+            trust=registry.trust_list,
+        )
+    return status
+
+
+async def audit_verification(request: Request, event: VerificationEvent) -> None:
+    """Hand one verification to the central audit log (queued, or written before answering)."""
+    vlog: VerificationAuditLog | None = getattr(request.app.state, "verification_log", None)
+    if vlog is None:
+        registry: Registry = request.app.state.registry
+        vlog = VerificationAuditLog(registry.sessions, batch_seconds=0, batch_max=1)
+        request.app.state.verification_log = vlog
+    if not vlog.add(event):
+        await run_in_threadpool(vlog.write_now, event)
+
+
+def _authenticate(registry: Registry, token: str, cache: ApiKeyCache | None = None) -> Principal:
+    generation = cache.generation if cache is not None else 0
     with transaction(registry.sessions) as session:
         if token.startswith(API_KEY_PREFIX):
             key = api_key_for_secret(session, token)
-            return Principal(f"key:{key.name}", frozenset(key.roles), rate_key=f"key:{key.id}",
-                             rate_per_minute=key.rate_per_minute)
+            principal = Principal(f"key:{key.name}", frozenset(key.roles),
+                                  rate_key=f"key:{key.id}", rate_per_minute=key.rate_per_minute)
+            if cache is not None:
+                cache.put(token, principal, generation=generation)
+            return principal
         user = user_for_token(session, token)
         return Principal(user.username, frozenset(user.roles))
 
 
-def get_principal(
+async def get_principal(
     registry: RegistryDep,
     request: Request,
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -127,7 +245,11 @@ def get_principal(
         token = request.cookies.get(SESSION_COOKIE)
     if not token:
         raise AuthenticationFailed("bearer token or X-API-Key required (POST /auth/token)")
-    principal = _authenticate(registry, token)
+    cache = get_api_key_cache(request)
+    principal = cache.get(token) if token.startswith(API_KEY_PREFIX) else None
+    if principal is None:
+        # The database lookup blocks: off the event loop.
+        principal = await run_in_threadpool(_authenticate, registry, token, cache)
     get_limiter(request).take(principal.rate_key, per_minute=principal.rate_per_minute)
     return principal
 
@@ -139,13 +261,13 @@ def _mark(fn: Callable[..., object], access: Access) -> None:
     fn.sanad_access = access  # type: ignore[attr-defined]  # read by the authz-matrix test
 
 
-def require(*roles: Role) -> Callable[[Principal], Principal]:
+def require(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency that admits API callers holding at least one of `roles`."""
     if not roles:
         raise TypeError("require() needs at least one role; use `public` for open routes")
     allowed = frozenset(r.value for r in roles)
 
-    def check(principal: CurrentUser) -> Principal:
+    async def check(principal: CurrentUser) -> Principal:
         if not principal.roles & allowed:
             raise Forbidden(f"this action needs one of the roles: {', '.join(sorted(allowed))}")
         return principal

@@ -58,6 +58,10 @@ def demo(
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option(
+        min=1, help="Worker processes (about one per core; each has its own caches and rate "
+        "limits, see docs/api.md).")] = 1,
+    access_log: Annotated[bool, typer.Option(help="Log every request.")] = True,
 ) -> None:
     """Serve the web UI and the REST API (OpenAPI at /docs)."""
     import uvicorn
@@ -65,7 +69,14 @@ def serve(
     from sanad.app import create_app
 
     err.print(f"serving http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
-    uvicorn.run(create_app(settings()), host=host, port=port, log_level="info")
+    # uvloop and httptools (dependencies) are picked by uvicorn's "auto" loop and parser.
+    if workers == 1:
+        uvicorn.run(create_app(settings()), host=host, port=port, log_level="info",
+                    access_log=access_log)
+    else:
+        # Each worker process builds its own app from the same environment.
+        uvicorn.run("sanad.app:create_app", factory=True, host=host, port=port,
+                    workers=workers, log_level="info", access_log=access_log)
 
 
 @app.command()

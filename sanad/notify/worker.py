@@ -20,12 +20,13 @@ from sqlalchemy import select
 
 from sanad.notify.delivery import deliver_due, next_due, pending_count, purge_delivered
 from sanad.notify.senders import Sender, sender_from_settings
-from sanad.registry import importer
+from sanad.registry import idempotency, importer
 from sanad.registry.db import transaction, utcnow
 from sanad.registry.runtime import Registry
 from sanad.registry.sync_models import ImportJob
 
 log = logging.getLogger("sanad.worker")
+IDEMPOTENCY_PURGE_SECONDS = 300.0  # expired Idempotency-Key records: a table scan, not per round
 
 
 @dataclass
@@ -44,7 +45,8 @@ def _import_step(registry: Registry, between_batches: Callable[[], None]) -> boo
     if job_id is None:
         return False
     importer.run_job(registry.sessions, job_id, batch_rows=s.import_batch_rows,
-                     lease_seconds=s.worker_lease_seconds, between_batches=between_batches)
+                     lease_seconds=s.worker_lease_seconds, between_batches=between_batches,
+                     biographic_threshold=s.biographic_threshold)
     return True
 
 
@@ -67,6 +69,7 @@ def run_worker(
     http = client or httpx.Client()
     stats = WorkerStats()
     started = time.monotonic()
+    next_idempotency_purge = started
     def deliver() -> bool:
         report = deliver_due(registry.sessions, settings, sender=sender, client=http)
         stats.delivered += report.delivered
@@ -87,6 +90,11 @@ def run_worker(
             with transaction(registry.sessions) as session:
                 purge_delivered(session,
                                 older_than=timedelta(days=settings.outbox_retention_days))
+            if time.monotonic() >= next_idempotency_purge:  # issue #5: keys expire
+                with transaction(registry.sessions) as session:
+                    idempotency.purge_expired(
+                        session, retention=timedelta(hours=settings.idempotency_retention_hours))
+                next_idempotency_purge = time.monotonic() + IDEMPOTENCY_PURGE_SECONDS
             if max_seconds is not None and time.monotonic() - started > max_seconds:
                 break
             with transaction(registry.sessions) as session:

@@ -8,27 +8,34 @@ Invariants:
   so a list signed after the commit always includes it;
 * the signed list served to checkpoints (`current_status_list`) is rebuilt from the cards
   table — the source of truth — whenever the version moved, the signing key changed, or the
-  cached one is older than the re-sign interval (freshness: checkpoints flag old lists).
+  cached one is older than the re-sign interval (freshness: checkpoints flag old lists);
+* the online verifiers (`POST /verify`, the checkpoint page) hold the parsed list in memory
+  (`StatusCache`) for a few seconds instead of opening a transaction per request; a revocation
+  committed in the same process empties that cache at once, one committed elsewhere is seen
+  within `status_cache_seconds`.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from sanad.config import Settings
 from sanad.credentials.keys import IssuerKey, TrustList
 from sanad.credentials.pki import build_bundle, ensure_pki, fingerprint
 from sanad.credentials.status import StatusList, encode_status_list, parse_status_list
 from sanad.registry.card_models import StatusListState
-from sanad.registry.db import utcnow
+from sanad.registry.db import transaction, utcnow
 from sanad.registry.models import Card
 
 __all__ = [
+    "StatusCache",
     "allocate_index",
     "bump_version",
     "checkpoint_status",
@@ -39,6 +46,7 @@ __all__ = [
 ]
 
 _ROW = 1
+_CHANGED = "sanad_status_list_changed"  # session.info flag set by `bump_version`
 
 
 def status_state(session: Session) -> StatusListState:
@@ -72,6 +80,7 @@ def bump_version(session: Session) -> int:
     state = status_state(session)
     state.version += 1
     state.updated_at = utcnow()
+    session.info[_CHANGED] = True  # StatusCache.watch: drop cached lists when this commits
     return state.version
 
 
@@ -161,3 +170,55 @@ def checkpoint_status(
         resign_after=timedelta(hours=settings.status_resign_hours),
     )
     return parse_status_list(data, trust=trust)
+
+
+class StatusCache:
+    """The parsed current status list of one process, reused for at most `ttl` seconds.
+
+    `get` answers from memory; `load` (blocking: a transaction, maybe a re-signature) refreshes
+    it. `watch` empties it after any commit in this process that bumped the list version, so
+    a revocation made through this process is never answered from a stale list; a revocation
+    committed by another process is picked up within `ttl` seconds. `ttl` 0 disables caching.
+    """
+
+    def __init__(self, *, ttl: float) -> None:
+        self.ttl = ttl
+        self._entry: tuple[float, StatusList] | None = None
+        self._generation = 0
+        self._lock = threading.Lock()  # one refresh at a time; the others wait for it
+
+    def get(self) -> StatusList | None:
+        entry = self._entry
+        if entry is None or entry[0] <= time.monotonic():
+            return None
+        return entry[1]
+
+    def clear(self) -> None:
+        self._generation += 1
+        self._entry = None
+
+    def load(
+        self, sessions: sessionmaker[Session], *, settings: Settings, key: IssuerKey,
+        trust: TrustList,
+    ) -> StatusList:
+        """The current list, read (and cached) now unless a fresh one is already held."""
+        with self._lock:
+            cached = self.get()
+            if cached is not None:
+                return cached
+            generation = self._generation
+            with transaction(sessions) as session:
+                status = checkpoint_status(session, settings=settings, key=key, trust=trust)
+            if self.ttl > 0 and generation == self._generation:
+                self._entry = (time.monotonic() + self.ttl, status)
+            return status
+
+    def watch(self, sessions: sessionmaker[Session]) -> None:
+        """Empty the cache after every commit through `sessions` that bumped the version."""
+
+        # A flag left by a rolled-back transaction only costs one needless refresh later.
+        def after_commit(session: Session) -> None:
+            if session.info.pop(_CHANGED, False):
+                self.clear()
+
+        event.listen(sessions, "after_commit", after_commit)

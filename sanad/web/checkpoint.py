@@ -14,13 +14,21 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response
+from starlette.concurrency import run_in_threadpool
 
-from sanad.api.deps import Principal, Public, RegistryDep, require_page
+from sanad.api.deps import (
+    Principal,
+    Public,
+    RegistryDep,
+    audit_verification,
+    current_status,
+    require_page,
+)
+from sanad.credentials.status import StatusList
 from sanad.errors import SanadError
-from sanad.registry.db import transaction
 from sanad.registry.models import Role
 from sanad.registry.runtime import Registry
-from sanad.registry.status_list import checkpoint_status
+from sanad.registry.verification_audit import event_for
 from sanad.verify import VerificationResult, verify
 from sanad.verify.face import probe_from_image
 from sanad.verify.scan import MAX_IMAGE_BYTES, read_qr_codes
@@ -55,18 +63,26 @@ async def _read_upload(upload: UploadFile | None) -> bytes | None:
     return data or None
 
 
-def _check(registry: Registry, text: str, photo: bytes | None) -> VerificationResult:
+def _check(registry: Registry, text: str, photo: bytes | None,
+           status: StatusList) -> VerificationResult:
     settings = registry.settings
     probe = (probe_from_image(photo, threshold=settings.verify_face_threshold)
              if photo else None)
-    with transaction(registry.sessions) as session:
-        status = checkpoint_status(session, settings=settings, key=registry.issuer_key,
-                                   trust=registry.trust_list)
     return verify(
         text, trust=registry.trust_list, prefixes=(settings.qr_prefix,), status=status,
         require_status=True, status_max_age=timedelta(hours=settings.status_max_age_hours),
         face=probe,
     )
+
+
+async def _verify_and_audit(request: Request, registry: Registry, user: Principal, text: str,
+                            photo: bytes | None) -> VerificationResult:
+    """Verify off the event loop (the face model is slow) and audit it centrally."""
+    status = await current_status(request, registry)
+    result = await run_in_threadpool(_check, registry, text, photo, status)
+    await audit_verification(request, event_for(result, actor=user.username,
+                                                channel="checkpoint"))
+    return result
 
 
 def _page(request: Request, user: Principal, *, result: VerificationResult | None = None,
@@ -100,7 +116,8 @@ async def checkpoint_verify(
         return _page(request, user, error="Scan a card or paste its code first.",
                      status_code=422)
     try:
-        result = _check(registry, qr.strip(), await _read_upload(holder_photo))
+        result = await _verify_and_audit(request, registry, user, qr.strip(),
+                                         await _read_upload(holder_photo))
     except SanadError as exc:
         return _page(request, user, error=exc.message, status_code=422)
     return _page(request, user, result=result,
@@ -116,8 +133,9 @@ async def checkpoint_upload(
     """A photo of the card: the QR is read here (zxing-cpp), then verified."""
     try:
         image = await _read_upload(card_image)
-        texts = read_qr_codes(image or b"")
-        result = _check(registry, texts[0], await _read_upload(holder_photo))
+        texts = await run_in_threadpool(read_qr_codes, image or b"")
+        result = await _verify_and_audit(request, registry, user, texts[0],
+                                         await _read_upload(holder_photo))
     except SanadError as exc:
         return _page(request, user, error=exc.message, status_code=422)
     return _page(request, user, result=result, source="photo")

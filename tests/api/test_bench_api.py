@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from sanad.bench.api import parse_wrk, run_api
+from sanad.bench.api import parse_wrk, run_api, server_cpu_seconds
 
 WRK_REPORT = """Running 1s test @ http://127.0.0.1:8765/
   1 threads and 2 connections
@@ -32,9 +32,18 @@ def test_wrk_report_is_parsed_with_units_and_errors() -> None:
                        "requests": 222.0}
 
 
+def test_server_cpu_time_is_read_from_proc() -> None:
+    import os
+
+    before = server_cpu_seconds(os.getpid())
+    sum(i * i for i in range(3_000_000))  # some CPU work in this process
+    assert server_cpu_seconds(os.getpid()) > before > 0
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk not installed")
 def test_short_api_benchmark_run() -> None:
     result = run_api(seconds=1, connections=4, enrolments=10, enrol_concurrency=2, workers=1)
     assert result.figures["verify_errors"] == 0 and result.figures["enrol_errors"] == 0
     assert result.figures["verify_rps"] > 0 and result.figures["verify_vs_healthz"] > 0
+    assert result.figures["verify_cpu_ms"] > 0 and result.figures["load_avg_before"] >= 0

@@ -40,6 +40,6 @@ def dashboard(
 
 
 @router.get("/healthz", response_model=Health, dependencies=[Public])
-def healthz() -> Health:
+async def healthz() -> Health:
     """Liveness: answers without touching the database (the benchmark's baseline)."""
     return Health()

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request
@@ -72,6 +73,7 @@ async def enrol(
     stored = await run_in_threadpool(
         idempotency.claim, registry.sessions, principal=user.rate_key, key=idempotency_key,
         request_hash=request_hash,
+        retention=timedelta(hours=registry.settings.idempotency_retention_hours),
     )
     if stored is not None:
         media = PROBLEM_JSON if stored.status_code >= 400 else "application/json"
