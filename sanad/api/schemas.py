@@ -181,6 +181,9 @@ class CaseSummaryPublic(BaseModel):
     best_score: float | None
     needs_second: bool
     created_at: datetime
+    best_fused_llr: float | None = Field(
+        default=None, description="Strongest fused face + fingerprint evidence (log-likelihood "
+        "ratio) among the candidates; null when no candidate pair compared fingers.")
 
 
 class CandidateViewPublic(BaseModel):
@@ -192,6 +195,14 @@ class CandidateViewPublic(BaseModel):
     differences: list[tuple[str, str, str]] = Field(
         description="(field, this enrolment's value, the candidate's value)"
     )
+    face_score: float | None = Field(default=None, description="Face cosine of the pair.")
+    finger_llr: float | None = Field(
+        default=None, description="Fingerprint evidence (log-likelihood ratio) of the pair.")
+    fingers_compared: int = Field(default=0, description="Fingers compared for the pair.")
+    fused_llr: float | None = Field(
+        default=None, description="Fused face + fingerprint evidence (docs/fusion.md).")
+    rule: str | None = Field(
+        default=None, description="`fused` (fingers compared) or `face` (face thresholds).")
 
 
 class CaseDetailPublic(BaseModel):

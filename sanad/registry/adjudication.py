@@ -78,6 +78,9 @@ class CaseSummary:
     best_score: float | None
     needs_second: bool
     created_at: datetime
+    # Strongest fused face + fingerprint evidence (LLR) among the candidates, when any pair
+    # compared fingers: the face score alone can look low for a fingerprint-driven case.
+    best_fused_llr: float | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,12 @@ class CandidateView:
     source: str
     member_no: int | None
     differences: list[tuple[str, str, str]] = field(default_factory=list)
+    # Per-modality evidence when the pair was judged by the fused rule (docs/fusion.md).
+    face_score: float | None = None
+    finger_llr: float | None = None
+    fingers_compared: int = 0
+    fused_llr: float | None = None
+    rule: str | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +108,15 @@ class CaseDetail:
 def _best(candidates: list[dict[str, Any]]) -> float | None:
     scores = [float(c["score"]) for c in candidates if c.get("source", "face") != "biographic"]
     return max(scores) if scores else None
+
+
+def _best_fused(candidates: list[dict[str, Any]]) -> float | None:
+    llrs = [float(c["fused_llr"]) for c in candidates if c.get("fused_llr") is not None]
+    return max(llrs) if llrs else None
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def list_cases(
@@ -119,7 +137,7 @@ def list_cases(
         CaseSummary(
             id=c.id, person_id=p.id, person_name=f"{p.given_name} {p.family_name}", kind=c.kind,
             status=c.status, best_score=_best(c.candidates), needs_second=c.needs_second,
-            created_at=c.created_at,
+            created_at=c.created_at, best_fused_llr=_best_fused(c.candidates),
         )
         for c, p in rows
     ]
@@ -154,6 +172,10 @@ def get_case(session: Session, case_id: uuid.UUID, *, actor: str) -> CaseDetail:
             person=other, score=float(c["score"]), source=c.get("source", "face"),
             member_no=c.get("member_no"),
             differences=_differences(person, other) if other else [],
+            face_score=_optional_float(c.get("face_score")),
+            finger_llr=_optional_float(c.get("finger_llr")),
+            fingers_compared=int(c.get("fingers_compared") or 0),
+            fused_llr=_optional_float(c.get("fused_llr")), rule=c.get("rule"),
         ))
     audit.record(session, actor=actor, action="adjudication.read",
                  subject_type="adjudication_case", subject_id=str(case.id),

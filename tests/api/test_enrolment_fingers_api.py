@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 import numpy as np
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -116,3 +117,17 @@ def test_case_shows_face_finger_and_fused_scores(
     assert "Fused evidence" in page.text and "Fingerprints" in page.text
     assert f"{cand['fused_llr']:+.1f}" in page.text
     assert f"{cand['finger_llr']:+.1f}" in page.text
+    # The API case view and the queue carry the same per-modality evidence as the page.
+    detail = client.get(f"/adjudication/cases/{case_id}", headers=admin_headers).json()
+    api_cand = detail["candidates"][0]
+    assert api_cand["rule"] == "fused"
+    assert api_cand["fingers_compared"] == cand["fingers_compared"] > 0
+    assert api_cand["fused_llr"] == pytest.approx(cand["fused_llr"])
+    assert api_cand["finger_llr"] == pytest.approx(cand["finger_llr"])
+    assert api_cand["face_score"] == pytest.approx(cand["face_score"])
+    queue = client.get("/adjudication/cases", headers=admin_headers).json()
+    row = next(c for c in queue if c["id"] == str(case_id))
+    assert row["best_fused_llr"] == pytest.approx(cand["fused_llr"])
+    queue_page = client.get("/cases")
+    assert queue_page.status_code == 200
+    assert f"Fused evidence {cand['fused_llr']:+.1f}" in queue_page.text

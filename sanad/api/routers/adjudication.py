@@ -36,7 +36,9 @@ def _detail(detail: adjudication.CaseDetail) -> CaseDetailPublic:
                 person_id=c.person.id if c.person else None,
                 registration_number=c.person.registration_number if c.person else None,
                 score=c.score, source=c.source, member_no=c.member_no,
-                differences=c.differences,
+                differences=c.differences, face_score=c.face_score,
+                finger_llr=c.finger_llr, fingers_compared=c.fingers_compared,
+                fused_llr=c.fused_llr, rule=c.rule,
             )
             for c in detail.candidates
         ],
