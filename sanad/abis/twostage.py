@@ -1,35 +1,38 @@
-"""The ``twostage`` gallery backend: an exhaustive Hamming scan, then an int8 re-rank.
+"""The ``twostage`` gallery backend: an exhaustive PQ fast-scan, then an int8 re-rank.
 
 Why not a generic ANN index: face templates of angular-margin models spread almost uniformly
 over the sphere, where graph (HNSW) and cluster (IVF) indexes lose the mate far too often for
 deduplication (docs/abis.md has the measurements). This backend stays *exhaustive* — every
 gallery entry is looked at for every probe — but makes looking cheap:
 
-1. **Stage 1, sign codes.** Each template, minus the gallery mean (SFace templates are not
-   centred: without this the sign bits are biased and carry less information), is reduced to
-   one bit per dimension: 16 bytes for 128-d, 23 MB for 1.45 M people, scanned by FAISS's
-   Hamming kernels (``knn_hamming``). The Hamming distance of sign codes estimates the angle
-   between two vectors (SimHash), so the mate — at cosine ≈ 0.6–0.9 — lands among the nearest
-   codes while strangers spread around dim/2. The ``shortlist`` nearest codes survive.
+1. **Stage 1, 4-bit product-quantisation codes** (FAISS ``IndexPQFastScan``, 32 sub-vectors
+   of 4 dimensions, 16 centroids each: 16 bytes per entry, 23 MB for 1.45 M people), of
+   *centred* templates (the gallery mean subtracted: SFace templates are not centred). FAISS
+   scans them with in-register lookup tables (SIMD shuffles), estimating each inner product
+   to ≈ 0.02 — far closer than a Hamming distance of 128 sign bits (≈ 0.12, the estimator
+   this backend used before, which lost low-quality mates at 1.45 M; docs/abis.md §5). The
+   ``shortlist`` best estimates survive.
 2. **Stage 2, int8 re-rank.** The survivors are scored against int8 copies of the templates
    (each row scaled so its largest component is 127, one byte per dimension, plus the row's
    inverse norm), which moves a 128-d cosine by about 0.0007 (sd); the top ``k`` are
    returned.
 
-Memory per entry: dim/8 + dim + 4 + 8 bytes (code, int8 template, inverse norm, id) = 156 B
+Memory per entry: 16 + dim + 4 + 8 bytes (PQ code, int8 template, inverse norm, id) = 156 B
 for 128-d, ≈ 226 MB at 1.45 M, against 742 MB for float32 templates.
 
-The centre is re-estimated (and every code recomputed) whenever the gallery has doubled since
-the last estimate, so incremental adds cost amortised O(1) and codes always use a mean of at
-least half the current gallery. ``save`` writes the shared backend-neutral file with the
-*dequantised* int8 templates: lossy at that 0.001 level, documented, and a rebuild from the
-database restores full precision.
+The quantiser is trained (k-means per sub-vector, on at most `_TRAIN_SAMPLE` evenly spaced
+entries) once the gallery reaches `_MIN_TRAIN` entries — below that every entry is scored on
+int8 directly — and re-trained, with the centre re-estimated and every code recomputed,
+whenever the gallery has doubled since: adds cost amortised O(1) and the codes always use a
+centre and quantiser fitted on at least half the current gallery. ``save`` writes the shared
+backend-neutral file with the *dequantised* int8 templates: lossy at that 0.001 level,
+documented, and a rebuild from the database restores full precision.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 import faiss
 import numpy as np
@@ -47,23 +50,32 @@ from sanad.abis.index import (
     _save_npz,
 )
 
-DEFAULT_SHORTLIST = 512
+DEFAULT_SHORTLIST = 256
 _INT8_SCALE = 127.0
 # Re-rank / exhaustive blocks stay within ~64 MiB of float32 scores.
 _BLOCK_ELEMENTS = 1 << 24
-# Below this many entries the Hamming stage is skipped: scoring everything is cheaper.
-_MIN_RECENTRE = 64
-# Batches of at most this many probes scan with one thread (see `_hamming`).
+# PQ: sub-vectors of this many dimensions, 4-bit codes (FAISS fast-scan needs 4 bits).
+_SUBVECTOR_DIM = 4
+_PQ_BITS = 4
+# Below this many entries there is no quantiser and every entry is scored on int8; k-means
+# with 16 centroids per sub-vector wants at least ~40 points per centroid.
+_MIN_TRAIN = 1024
+_TRAIN_SAMPLE = 1 << 16
+# Batches of at most this many probes scan with one thread (see `_scan`).
 _SINGLE_THREAD_BELOW = 4
 
 
-def sign_codes(vectors: FloatMatrix, centre: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
-    """One bit per dimension, set where the centred component is positive, packed in bytes."""
-    return np.packbits(vectors > centre, axis=1)
+def _subvectors(dim: int) -> int:
+    """Number of PQ sub-vectors: ``dim / 4`` where that divides, else the largest divisor
+    of ``dim`` not above it (FAISS needs ``dim`` to be a multiple of it)."""
+    m = max(1, dim // _SUBVECTOR_DIM)
+    while dim % m:
+        m -= 1
+    return m
 
 
 class TwoStageIndex:
-    """Exhaustive two-stage search: Hamming scan of sign codes, int8 re-rank (see module)."""
+    """Exhaustive two-stage search: PQ fast-scan of 4-bit codes, int8 re-rank (see module)."""
 
     identifier: str = "twostage"
 
@@ -76,14 +88,14 @@ class TwoStageIndex:
         self.shortlist = shortlist
         self._watermark = 0
         self._n = 0
-        self._code_bytes = (dim + 7) // 8
-        self._codes = np.empty((0, self._code_bytes), dtype=np.uint8)
         self._q = np.empty((0, dim), dtype=np.int8)
         self._inv_norm = np.empty(0, dtype=np.float32)
         self._ids = np.empty(0, dtype=np.int64)
         self._sum = np.zeros(dim, dtype=np.float64)
         self._centre = np.zeros(dim, dtype=np.float32)
-        self._centred_at = 0
+        # The fast-scan index holds one code per row, in row order (FAISS labels = rows).
+        self._pq: Any = None
+        self._trained_at = 0
 
     @property
     def dim(self) -> int:
@@ -100,7 +112,8 @@ class TwoStageIndex:
 
     def memory_bytes(self) -> int:
         """Bytes held by the index's arrays (allocated capacity, not only the used rows)."""
-        return int(self._codes.nbytes + self._q.nbytes + self._inv_norm.nbytes + self._ids.nbytes)
+        codes = int(self._pq.codes.nbytes()) if self._pq is not None else 0
+        return int(codes + self._q.nbytes + self._inv_norm.nbytes + self._ids.nbytes)
 
     # --- storage ------------------------------------------------------------------------------
 
@@ -116,7 +129,6 @@ class TwoStageIndex:
             b[: self._n] = a[: self._n]
             return b
 
-        self._codes = grow(self._codes, (capacity, self._code_bytes))  # type: ignore[assignment]
         self._q = grow(self._q, (capacity, self._dim))  # type: ignore[assignment]
         self._inv_norm = grow(self._inv_norm, (capacity,))  # type: ignore[assignment]
         self._ids = grow(self._ids, (capacity,))  # type: ignore[assignment]
@@ -128,15 +140,26 @@ class TwoStageIndex:
             return np.zeros(ids.size, dtype=bool)
         return np.isin(ids, self._ids[: self._n])
 
-    def _recentre(self) -> None:
+    def _dequantised_rows(self, lo: int, hi: int) -> FloatMatrix:
+        out: FloatMatrix = self._q[lo:hi].astype(np.float32) * self._inv_norm[lo:hi, None]
+        return out
+
+    def _train(self) -> None:
+        """Re-estimate the centre, train a fresh quantiser, re-encode every entry."""
         n = self._n
         self._centre = (self._sum / n).astype(np.float32)
-        self._centred_at = n
+        rows = np.unique(np.linspace(0, n - 1, min(n, _TRAIN_SAMPLE)).astype(np.int64))
+        sample = self._q[rows].astype(np.float32) * self._inv_norm[rows, None] - self._centre
+        pq = faiss.IndexPQFastScan(
+            self._dim, _subvectors(self._dim), _PQ_BITS, faiss.METRIC_INNER_PRODUCT
+        )
+        pq.train(np.ascontiguousarray(sample, dtype=np.float32))
         step = max(1, _BLOCK_ELEMENTS // self._dim)
         for lo in range(0, n, step):
             hi = min(lo + step, n)
-            block = self._q[lo:hi].astype(np.float32) * (self._inv_norm[lo:hi, None])
-            self._codes[lo:hi] = sign_codes(block, self._centre)
+            pq.add(self._dequantised_rows(lo, hi) - self._centre)
+        self._pq = pq
+        self._trained_at = n
 
     def add(self, ids: IdArray, vectors: FloatMatrix, *, watermark: int | None = None) -> None:
         """Add new entries; ``ValueError`` if an id is already present (nothing changes)."""
@@ -162,10 +185,10 @@ class TwoStageIndex:
             self._ids[start:end] = id_arr
             self._sum += vec.sum(axis=0, dtype=np.float64)
             self._n = end
-            if end >= 2 * self._centred_at or self._centred_at < _MIN_RECENTRE <= end:
-                self._recentre()
-            else:
-                self._codes[start:end] = sign_codes(vec, self._centre)
+            if end >= max(_MIN_TRAIN, 2 * self._trained_at):
+                self._train()
+            elif self._pq is not None:
+                self._pq.add(vec - self._centre)
         self._watermark = new_watermark
 
     def remove(self, ids: IdArray, *, watermark: int | None = None) -> None:
@@ -180,9 +203,12 @@ class TwoStageIndex:
             rows = np.flatnonzero(~keep)
             gone = self._q[rows].astype(np.float64) * self._inv_norm[rows, None]
             self._sum -= gone.sum(axis=0)
+            if self._pq is not None:
+                # FAISS compacts its codes in order, as below: labels stay equal to rows.
+                self._pq.remove_ids(rows)
             # Stable compaction (order kept), one vectorised pass per array.
             m = int(keep.sum())
-            for arr in (self._codes, self._q, self._inv_norm, self._ids):
+            for arr in (self._q, self._inv_norm, self._ids):
                 arr[:m] = arr[: self._n][keep]
             self._n = m
         self._watermark = new_watermark
@@ -208,19 +234,25 @@ class TwoStageIndex:
             self._ids[np.take_along_axis(rows, best, axis=1)],
         )
 
-    def _hamming(self, codes: npt.NDArray[np.uint8], shortlist: int) -> npt.NDArray[np.int64]:
-        """Rows of the ``shortlist`` nearest codes for each probe code."""
-        if codes.shape[0] > _SINGLE_THREAD_BELOW:
-            _, rows = faiss.knn_hamming(codes, self._codes[: self._n], shortlist)
+    def _scan(self, probes: FloatMatrix, shortlist: int) -> npt.NDArray[np.int64]:
+        """Rows of the ``shortlist`` best PQ estimates for each probe."""
+        # Centred probes too: measured at 1.45 M (calibrated generator), the mate's worst rank
+        # was 180 with centred probes against > 1,024 for 0.15 % of mates with raw ones —
+        # FAISS quantises the lookup tables to 8 bits, and the shared mean component of raw
+        # probes eats that range. Ranking is by the re-rank, so the shift costs nothing.
+        centred = np.ascontiguousarray(probes - self._centre)
+        if probes.shape[0] > _SINGLE_THREAD_BELOW:
+            _, rows = self._pq.search(centred, shortlist)
             return np.asarray(rows, dtype=np.int64)
-        # A few probes: one thread. FAISS splits even one query over its OpenMP threads, and
-        # on a busy machine the barrier waits dominate: measured at 1.45 M under load, p50
-        # 4.4 ms with one thread against 122 ms with two. The setting is process-wide, so it
-        # is restored at once; other FAISS calls overlapping this one only lose parallelism.
+        # A few probes: one thread. FAISS may split even one query over its OpenMP threads, and
+        # on a busy machine the barrier waits dominate (measured at 1.45 M under load with the
+        # Hamming scan this stage replaced: p50 4.4 ms with one thread against 122 ms with two).
+        # The setting is process-wide, so it is restored at once; other FAISS calls
+        # overlapping this one only lose parallelism.
         previous = faiss.omp_get_max_threads()
         faiss.omp_set_num_threads(1)
         try:
-            _, rows = faiss.knn_hamming(codes, self._codes[: self._n], shortlist)
+            _, rows = self._pq.search(centred, shortlist)
         finally:
             faiss.omp_set_num_threads(previous)
         return np.asarray(rows, dtype=np.int64)
@@ -231,7 +263,7 @@ class TwoStageIndex:
         return self._rerank(probes, rows, k)
 
     def search(self, batch: FloatMatrix, k: int) -> tuple[FloatMatrix, IdArray]:
-        """Top-``k`` by (int8) inner product among the Hamming shortlist, best first."""
+        """Top-``k`` by (int8) inner product among the PQ shortlist, best first."""
         _check_k(k)
         probes = _check_vectors(batch, self._dim)
         m, n = probes.shape[0], self._n
@@ -240,34 +272,29 @@ class TwoStageIndex:
             return scores, ids
         kk = min(k, n)
         shortlist = max(self.shortlist, kk)
+        exhaustive = self._pq is None or n <= shortlist
         # Blocks bound the (m, L, dim) float32 candidate tensor of the re-rank.
         step = max(1, _BLOCK_ELEMENTS // (min(shortlist, n) * self._dim))
         for lo in range(0, m, step):
             block = probes[lo : lo + step]
-            if n <= shortlist:
+            if exhaustive:
                 s, i = self._scan_all(block, kk)
             else:
-                codes = sign_codes(block, self._centre)
-                rows = self._hamming(codes, shortlist)
-                s, i = self._rerank(block, rows, kk)
+                rows = self._scan(block, shortlist)
+                # FAISS pads with -1 only when it has fewer than `shortlist` entries, which
+                # n > shortlist rules out; a guard, so a padded row can never alias row -1.
+                s, i = self._rerank(block, np.maximum(rows, 0), kk)
             scores[lo : lo + step, :kk] = s
             ids[lo : lo + step, :kk] = i
         return scores, ids
 
     # --- persistence --------------------------------------------------------------------------
 
-    def _dequantised(self) -> FloatMatrix:
-        n = self._n
-        out: FloatMatrix = (self._q[:n].astype(np.float32) * self._inv_norm[:n, None]).astype(
-            np.float32
-        )
-        return out
-
     def save(self, path: Path) -> None:
         """Write the shared gallery file atomically (templates dequantised from int8)."""
         _save_npz(
             path, self.identifier, self._dim, self._watermark,
-            self._ids[: self._n].copy(), self._dequantised(),
+            self._ids[: self._n].copy(), self._dequantised_rows(0, self._n),
         )
 
     @classmethod

@@ -10,9 +10,11 @@ one gallery of ``n`` captures and ``mated`` fresh captures of enrolled people as
   share the index also returns in its top 10 — and ``recall_at_10`` against exact top 10;
 * memory: the index's arrays (``index_mb``) and the process RSS growth while building it;
 * deduplication: the first ``dedup_n`` records of an enrolment stream with ~2 % re-enrolments,
-  each searched against every record before it (gallery + its own batch) and then added.
-  ``dedup_full_min_est`` extrapolates to all ``n`` from the measured Hamming throughput
-  (work grows with the square of the population).
+  in batches of `_DEDUP_BATCH`: each batch searched against every record before it through the
+  index, and against itself exactly, then added. ``dedup_min`` is the stream's wall time;
+  ``dedup_full_min_est`` extrapolates to all ``n`` from the measured stage-1 throughput (code
+  comparisons per second; work grows with the square of the population) — with
+  ``dedup_n = n`` it is the measured time itself.
 
 Figures carry the generator as a suffix (``probe_p99_ms_isotropic``).
 """
@@ -39,7 +41,7 @@ from sanad.biometrics.synthetic import (
 
 GENERATORS = ("isotropic", "calibrated")
 _K = 10
-_DEDUP_BATCH = 256
+_DEDUP_BATCH = 2048
 
 
 def _rss_mb() -> float:
@@ -71,13 +73,22 @@ def _best_batch(index: GalleryIndex, probes: FloatMatrix, repeats: int) -> float
     return min(_timed(lambda: index.search(probes, _K)) for _ in range(repeats))
 
 
-def _latencies(index: GalleryIndex, probes: FloatMatrix) -> npt.NDArray[np.float64]:
-    """Wall time of each probe searched alone."""
-    out = np.empty(probes.shape[0])
+def _latencies(
+    index: GalleryIndex, probes: FloatMatrix
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Wall time and process CPU time of each probe searched alone.
+
+    Single probes run on one thread (`TwoStageIndex._scan`), so the CPU time is what the probe
+    costs on an idle core; on a shared machine the wall time adds the waits for a core.
+    """
+    wall = np.empty(probes.shape[0])
+    cpu = np.empty(probes.shape[0])
     for i in range(probes.shape[0]):
         one = probes[i : i + 1]
-        out[i] = _timed(lambda: index.search(one, _K))  # noqa: B023 - called right here
-    return out
+        c0 = time.process_time()
+        wall[i] = _timed(lambda: index.search(one, _K))  # noqa: B023 - called right here
+        cpu[i] = time.process_time() - c0
+    return wall, cpu
 
 
 def _search_quality(
@@ -96,14 +107,14 @@ def _dedup(
     generator: str, seed: int, n_records: int, shortlist: int
 ) -> tuple[dict[str, float], float]:
     """Enrol a stream in order; each batch searched against all before it. Returns figures
-    and the Hamming pairs per second (for extrapolation)."""
+    and the code comparisons per second (for extrapolation)."""
     identities = enrolment_stream(n_records, seed)
     templates = _captures(generator, seed + 1000, identities, np.random.default_rng((seed, 9)))
     index = TwoStageIndex(FACE_DIM, shortlist=shortlist)
     first_record: dict[int, int] = {}
     repeats = found = 0
     pairs = 0
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for lo in range(0, n_records, _DEDUP_BATCH):
         hi = min(lo + _DEDUP_BATCH, n_records)
         block = templates[lo:hi]
@@ -125,8 +136,13 @@ def _dedup(
                 first_record[ident] = lo + j
         index.add(np.arange(lo, hi, dtype=np.int64), block)
     elapsed = time.perf_counter() - start
+    cpu = time.process_time() - cpu_start
     figures = {
         "dedup_per_s": n_records / elapsed,
+        "dedup_min": elapsed / 60,
+        # CPU time of all threads: on a shared machine, wall time on an idle one is at least
+        # this divided by the number of cores.
+        "dedup_cpu_min": cpu / 60,
         "dedup_mate_recall": found / repeats if repeats else 1.0,
         "dedup_records": float(n_records),
         "dedup_repeats": float(repeats),
@@ -134,9 +150,9 @@ def _dedup(
     return figures, pairs / elapsed
 
 
-def _one_generator(
+def _search_figures(
     generator: str, *, n: int, mated: int, singles: int, seed: int, shortlist: int,
-    repeats: int, dedup_n: int,
+    repeats: int,
 ) -> dict[str, float]:
     rng = np.random.default_rng((seed, 1))
     gallery = _captures(generator, seed, np.arange(n, dtype=np.int64), rng)
@@ -162,14 +178,13 @@ def _one_generator(
     index.search(probes[:8], _K)  # warm up (page in the arrays, start FAISS threads)
     batch_s = _best_batch(index, probes, repeats)
     _, found = index.search(probes, _K)
-    latencies = _latencies(index, probes[:singles])
+    latencies, cpu_latencies = _latencies(index, probes[:singles])
     mate_recall, recall10, counted = _search_quality(exact_ids, found, mates)
-
-    dedup, pair_rate = _dedup(generator, seed, min(dedup_n, n), shortlist)
-    full_pairs = n * (n - 1) / 2
     return {
         "probe_p50_ms": float(np.percentile(latencies, 50) * 1e3),
         "probe_p99_ms": float(np.percentile(latencies, 99) * 1e3),
+        "probe_cpu_p50_ms": float(np.percentile(cpu_latencies, 50) * 1e3),
+        "probe_cpu_p99_ms": float(np.percentile(cpu_latencies, 99) * 1e3),
         "batch_probe_per_s": mated / batch_s,
         "mate_recall": mate_recall,
         "mated_probes_counted": float(counted),
@@ -181,9 +196,28 @@ def _one_generator(
         "index_mb": index.memory_bytes() / 2**20,
         "index_rss_mb": rss_growth,
         "build_s": build_s,
-        **dedup,
-        "dedup_full_min_est": full_pairs / pair_rate / 60,
     }
+
+
+def _one_generator(
+    generator: str, *, n: int, mated: int, singles: int, seed: int, shortlist: int,
+    repeats: int, dedup_n: int, parts: frozenset[str],
+) -> dict[str, float]:
+    figures: dict[str, float] = {}
+    if "search" in parts:
+        figures.update(
+            _search_figures(
+                generator, n=n, mated=mated, singles=singles, seed=seed, shortlist=shortlist,
+                repeats=repeats,
+            )
+        )
+    if "dedup" in parts:
+        dedup, pair_rate = _dedup(generator, seed, min(dedup_n, n), shortlist)
+        full_pairs = n * (n - 1) / 2
+        full_min = dedup["dedup_min"] if dedup_n >= n else full_pairs / pair_rate / 60
+        figures.update(dedup)
+        figures["dedup_full_min_est"] = full_min
+    return figures
 
 
 def run_abis(
@@ -197,11 +231,18 @@ def run_abis(
     dedup_n: int = 20_000,
     threads: int = 0,
     generators: str = "isotropic,calibrated",
+    parts: str = "search,dedup",
 ) -> BenchResult:
-    """Gallery of ``n``; ``mated`` probes; ``dedup_n`` records for the dedup stream."""
+    """Gallery of ``n``; ``mated`` probes; ``dedup_n`` records for the dedup stream.
+
+    ``parts`` picks what runs: ``search`` (speed, recall, memory on the gallery of ``n``) and/or
+    ``dedup`` (the enrolment stream) — e.g. the full 1.45 M stream on its own."""
     chosen = [g.strip() for g in generators.split(",") if g.strip()]
     if not chosen or any(g not in GENERATORS for g in chosen):
         raise BenchmarkParamError(f"generators must be a comma list of {', '.join(GENERATORS)}")
+    chosen_parts = frozenset(p.strip() for p in parts.split(",") if p.strip())
+    if not chosen_parts or not chosen_parts <= {"search", "dedup"}:
+        raise BenchmarkParamError("parts must be a comma list of search, dedup")
     if n < 2 or not 1 <= mated <= n or not 1 <= singles <= mated:
         raise BenchmarkParamError("need n >= 2, 1 <= mated <= n and 1 <= singles <= mated")
     if shortlist < _K or repeats < 1 or dedup_n < 1 or threads < 0:
@@ -211,33 +252,41 @@ def run_abis(
     if threads:
         faiss.omp_set_num_threads(threads)
     figures: dict[str, float] = {}
+    load_start = os.getloadavg()
     try:
         for g in chosen:
             per = _one_generator(
                 g, n=n, mated=mated, singles=singles, seed=seed, shortlist=shortlist,
-                repeats=repeats, dedup_n=dedup_n,
+                repeats=repeats, dedup_n=dedup_n, parts=chosen_parts,
             )
             figures.update({f"{key}_{g}": value for key, value in per.items()})
     finally:
         faiss.omp_set_num_threads(default_threads)
     notes = {
-        "index": f"twostage: {FACE_DIM}-bit sign codes of centred templates scanned by FAISS "
-        f"knn_hamming for the nearest {shortlist}, re-ranked on int8 templates, top {_K}",
+        "index": "twostage: 4-bit PQ codes (32 sub-vectors, 16 B) of centred templates "
+        f"scanned by FAISS IndexPQFastScan for the best {shortlist}, re-ranked on int8 "
+        f"templates, top {_K}",
         "speed": "speedup_vs_exact / speedup_vs_faiss_flat: batched search of the same mated "
-        "probes in the same run (best of repeats); probe_*_ms: one probe per call",
+        "probes in the same run (best of repeats); probe_*_ms: one probe per call, wall time; "
+        "probe_cpu_*_ms: the same calls' process CPU time (one thread)",
         "accuracy": "mate_recall: mated probes whose mate exact search ranks first, share "
         "with the mate in the index's top 10; recall_at_10: overlap with exact top 10",
         "memory": "index_mb: the index's arrays; index_rss_mb: RSS growth while building",
-        "dedup": f"first {min(dedup_n, n)} records of an enrolment stream (~2 % re-enrolments) "
+        "dedup": "not run" if "dedup" not in chosen_parts else
+        f"first {min(dedup_n, n)} records of an enrolment stream (~2 % re-enrolments) "
         f"in batches of {_DEDUP_BATCH}, each searched against all records before it; "
-        "dedup_full_min_est extrapolates to n records from the measured Hamming pairs/s",
+        + ("dedup_full_min_est is the measured time of the whole stream" if dedup_n >= n else
+           "dedup_full_min_est extrapolates to n records from the measured code comparisons/s"),
         "threads": f"FAISS threads: {threads or default_threads}; numpy BLAS its default",
+        "load": "load average (1, 5, 15 min) at start {:.1f} {:.1f} {:.1f}, at end "
+        "{:.1f} {:.1f} {:.1f}".format(*load_start, *os.getloadavg()),
     }
     return BenchResult(
         name="abis",
         params={
             "n": n, "mated": mated, "singles": singles, "seed": seed, "shortlist": shortlist,
             "repeats": repeats, "dedup_n": dedup_n, "threads": threads, "generators": generators,
+            "parts": parts,
         },
         figures=figures,
         notes=notes,

@@ -12,7 +12,8 @@ TINY = {"n": 3000, "mated": 100, "singles": 20, "dedup_n": 3000, "repeats": 1,
         "shortlist": 128}
 NAMES = ("probe_p50_ms", "probe_p99_ms", "batch_probe_per_s", "mate_recall", "recall_at_10",
          "speedup_vs_exact", "speedup_vs_faiss_flat", "index_mb", "index_rss_mb",
-         "dedup_per_s", "dedup_mate_recall", "dedup_full_min_est")
+         "dedup_per_s", "dedup_mate_recall", "dedup_full_min_est", "probe_cpu_p50_ms",
+         "probe_cpu_p99_ms", "dedup_min", "dedup_cpu_min")
 
 
 def test_abis_reports_every_figure_per_generator(tmp_path: Path) -> None:
@@ -26,6 +27,7 @@ def test_abis_reports_every_figure_per_generator(tmp_path: Path) -> None:
         assert f[f"mated_probes_counted_{generator}"] >= 95
         assert 0 < f[f"recall_at_10_{generator}"] <= 1
         assert f[f"probe_p99_ms_{generator}"] >= f[f"probe_p50_ms_{generator}"]
+        assert f[f"probe_cpu_p99_ms_{generator}"] >= f[f"probe_cpu_p50_ms_{generator}"] > 0
         # 3000 x 156 B of arrays, plus growth slack.
         assert 0.4 < f[f"index_mb_{generator}"] < 2
         assert f[f"dedup_repeats_{generator}"] > 20
@@ -39,8 +41,21 @@ def test_one_generator_only(tmp_path: Path) -> None:
     assert all(k.endswith("_calibrated") for k in result.figures)
 
 
+def test_the_dedup_stream_alone(tmp_path: Path) -> None:
+    result = run_benchmark("abis", params={**TINY, "generators": "calibrated", "parts": "dedup"},
+                           json_output=True, results_dir=tmp_path)
+    f = result.figures
+    assert "mate_recall_calibrated" not in f and "probe_p50_ms_calibrated" not in f
+    assert f["dedup_records_calibrated"] == 3000
+    assert f["dedup_mate_recall_calibrated"] >= 0.99
+    # dedup_n = n: the "estimate" is the measured time of the whole stream.
+    assert f["dedup_full_min_est_calibrated"] == f["dedup_min_calibrated"]
+    assert f["dedup_cpu_min_calibrated"] > 0
+
+
 @pytest.mark.parametrize("params", [{"generators": "gaussian"}, {"n": 1}, {"shortlist": 5},
-                                    {"mated": 10, "singles": 11}])
+                                    {"mated": 10, "singles": 11}, {"parts": "search,nope"},
+                                    {"parts": ""}])
 def test_bad_params(tmp_path: Path, params: dict[str, object]) -> None:
     with pytest.raises(BenchmarkParamError):
         run_benchmark("abis", params={**TINY, **params}, json_output=True, results_dir=tmp_path)

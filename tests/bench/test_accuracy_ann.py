@@ -1,0 +1,54 @@
+"""``ann_loss_rate`` on a larger, face-only gallery (``sanad bench accuracy -p ann_gallery=N``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sanad.bench import BenchmarkParamError
+from sanad.bench.accuracy import _ann_loss_large
+from sanad.bench.runner import run_benchmark
+from sanad.biometrics.synthetic import CalibratedPopulation
+
+LARGE = {"size": 4000, "mated": 100, "non_mated": 200, "sibling_rate": 0.5, "seed": 0,
+         "k": 10, "main_threshold": 0.35}
+
+
+def test_an_exact_index_loses_nothing_and_the_twostage_one_is_counted() -> None:
+    pop = CalibratedPopulation(0)
+    exact = _ann_loss_large(pop, index_kind="exact", **LARGE)
+    for suffix in ("", "_at_main_threshold"):
+        assert exact[f"ann_loss_rate_large{suffix}"] == 0.0
+        assert exact[f"ann_exact_matches_large{suffix}"] >= 100  # the mates at least
+    assert exact["ann_mate_recall_large"] == 1.0
+    # The gallery's own FPIR-1 % threshold is above the deliberately low 0.35 given.
+    assert exact["ann_review_threshold_large"] > 0.35
+    assert exact["ann_exact_matches_large_at_main_threshold"] > exact["ann_exact_matches_large"]
+
+    two = _ann_loss_large(pop, index_kind="twostage", **LARGE)
+    assert two["ann_exact_matches_large"] == exact["ann_exact_matches_large"]
+    assert two["ann_mate_recall_large"] == 1.0
+    assert two["ann_loss_rate_large"] <= 0.001
+    # At 0.35, far below what this gallery needs, the top 10 fill with strangers that the
+    # 4-bit PQ scan (errors of ~0.05) does not all keep: the figure sees those losses.
+    assert two["ann_loss_rate_large_at_main_threshold"] > 0.0
+
+
+def test_the_benchmark_reports_the_large_figures(tmp_path: Path) -> None:
+    params = {"n": 40, "mated": 10, "non_mated": 20, "plot_dir": str(tmp_path),
+              "face_candidates": 3, "finger_candidates": 3, "ann_gallery": 2000}
+    result = run_benchmark("accuracy", params=params, json_output=True, results_dir=tmp_path)
+    f = result.figures
+    assert f["ann_gallery"] == 2000
+    assert 0.0 <= f["ann_loss_rate_large"] <= 1.0
+    assert f["ann_exact_matches_large"] >= 1
+    assert "gallery 2000" in result.notes["ann_index"]
+
+
+@pytest.mark.parametrize("size", [-1, 5])
+def test_bad_ann_gallery(tmp_path: Path, size: int) -> None:
+    params = {"n": 40, "mated": 10, "non_mated": 20, "plot_dir": str(tmp_path),
+              "ann_gallery": size}
+    with pytest.raises(BenchmarkParamError):
+        run_benchmark("accuracy", params=params, json_output=True, results_dir=tmp_path)
