@@ -304,7 +304,7 @@ def test_backends_agree_on_a_synthetic_population() -> None:
     probes = pop.captures(range(0, 3000, 30), rng)
     results = {}
     for kind in INDEX_KINDS:
-        # A short shortlist, so the twostage Hamming stage really filters (3000 > 64).
+        # A short shortlist, so the twostage first stage really filters (3000 > 64).
         options = {"shortlist": 64} if kind == "twostage" else {}
         idx = make_index(kind, gallery.shape[1], **options)
         idx.add(np.arange(3000), gallery)
