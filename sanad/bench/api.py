@@ -212,7 +212,7 @@ def _client_load(n: int, concurrency: int, call: Callable[[httpx.Client, int], i
 def run_api(
     seconds: int = 10,
     connections: int = 32,
-    low_connections: int = 16,
+    low_connections: int = 8,
     wrk_threads: int = 2,
     workers: int = 2,
     enrolments: int = 300,
