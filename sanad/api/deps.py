@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -137,11 +137,12 @@ class ApiKeyCache:
         return hashlib.blake2b(secret.encode(), key=self._salt, digest_size=32).digest()
 
     def get(self, secret: str) -> Principal | None:
-        entry = self._entries.get(self._digest(secret))
+        digest = self._digest(secret)
+        entry = self._entries.get(digest)
         if entry is None:
             return None
         if entry[0] <= time.monotonic():
-            self._entries.pop(self._digest(secret), None)
+            self._entries.pop(digest, None)
             return None
         return entry[1]
 
@@ -179,20 +180,25 @@ class ApiKeyCache:
         event.listen(sessions, "after_commit", after_commit)
 
 
-def get_api_key_cache(request: Request) -> ApiKeyCache:
-    cache: ApiKeyCache | None = getattr(request.app.state, "api_key_cache", None)
-    if cache is None:  # an app not built by create_app: no cache, same answers
-        cache = ApiKeyCache(ttl=0)
-        request.app.state.api_key_cache = cache
+_Cache = TypeVar("_Cache", ApiKeyCache, StatusCache)
+
+
+def _app_cache(request: Request, name: str, kind: type[_Cache]) -> _Cache:
+    """The app's cache `name`; an app not built by create_app gets a disabled one (ttl 0):
+    no caching, same answers."""
+    cache: _Cache | None = getattr(request.app.state, name, None)
+    if cache is None:
+        cache = kind(ttl=0)
+        setattr(request.app.state, name, cache)
     return cache
+
+
+def get_api_key_cache(request: Request) -> ApiKeyCache:
+    return _app_cache(request, "api_key_cache", ApiKeyCache)
 
 
 def get_status_cache(request: Request) -> StatusCache:
-    cache: StatusCache | None = getattr(request.app.state, "status_cache", None)
-    if cache is None:  # an app not built by create_app: no cache, same answers
-        cache = StatusCache(ttl=0)
-        request.app.state.status_cache = cache
-    return cache
+    return _app_cache(request, "status_cache", StatusCache)
 
 
 async def current_status(request: Request, registry: Registry) -> StatusList:

@@ -9,7 +9,7 @@ would conclude. With a photo of the holder, the 1:1 face check runs too.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
@@ -24,12 +24,13 @@ from sanad.api.deps import (
     current_status,
     require_page,
 )
+from sanad.api.routers.verify import verify_with_registry
 from sanad.credentials.status import StatusList
 from sanad.errors import SanadError
 from sanad.registry.models import Role
 from sanad.registry.runtime import Registry
 from sanad.registry.verification_audit import event_for
-from sanad.verify import VerificationResult, verify
+from sanad.verify import VerificationResult
 from sanad.verify.face import probe_from_image
 from sanad.verify.scan import MAX_IMAGE_BYTES, read_qr_codes
 from sanad.web.session import CsrfChecked, render
@@ -65,14 +66,9 @@ async def _read_upload(upload: UploadFile | None) -> bytes | None:
 
 def _check(registry: Registry, text: str, photo: bytes | None,
            status: StatusList) -> VerificationResult:
-    settings = registry.settings
-    probe = (probe_from_image(photo, threshold=settings.verify_face_threshold)
+    probe = (probe_from_image(photo, threshold=registry.settings.verify_face_threshold)
              if photo else None)
-    return verify(
-        text, trust=registry.trust_list, prefixes=(settings.qr_prefix,), status=status,
-        require_status=True, status_max_age=timedelta(hours=settings.status_max_age_hours),
-        face=probe,
-    )
+    return verify_with_registry(registry, text, status=status, face=probe)
 
 
 async def _verify_and_audit(request: Request, registry: Registry, user: Principal, text: str,

@@ -10,7 +10,7 @@ millisecond), so a thread-pool hop would only add to it.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -29,7 +29,7 @@ from sanad.registry.models import Role
 from sanad.registry.runtime import Registry
 from sanad.registry.schemas import VerifyRequest
 from sanad.registry.verification_audit import event_for
-from sanad.verify import VerificationResult, verify
+from sanad.verify import FaceProbe, VerificationResult, verify
 
 router = APIRouter(tags=["verify"])
 _RESULT_SCHEMA: dict[str, Any] = {
@@ -47,13 +47,15 @@ Verifier = Annotated[Principal, Depends(require(Role.VERIFIER, Role.CARD_OFFICER
 
 
 def verify_with_registry(
-    registry: Registry, body: VerifyRequest, *, status: StatusList
+    registry: Registry, qr: str, *, status: StatusList, at: datetime | None = None,
+    face: FaceProbe | None = None,
 ) -> VerificationResult:
-    """Verify as a checkpoint holding this registry's trust list and `status` would."""
+    """Verify as a checkpoint holding this registry's trust list and `status` would (the
+    API and the web checkpoint page both call this)."""
     return verify(
-        body.qr, trust=registry.trust_list, at=body.at,
+        qr, trust=registry.trust_list, at=at,
         prefixes=(registry.settings.qr_prefix,), status=status, require_status=True,
-        status_max_age=timedelta(hours=registry.settings.status_max_age_hours),
+        status_max_age=timedelta(hours=registry.settings.status_max_age_hours), face=face,
     )
 
 
@@ -66,7 +68,8 @@ async def verify_qr(
     """The answer is always 200 with `valid` and stable `reasons`; an invalid card is a
     verification result, not a request error. Every call is audited (`card.verify`: caller,
     card, verdict and reasons; never the QR text)."""
-    result = verify_with_registry(registry, body, status=await current_status(request, registry))
+    status = await current_status(request, registry)
+    result = verify_with_registry(registry, body.qr, status=status, at=body.at)
     await audit_verification(request, event_for(result, actor=user.username, channel="api"))
     # A plain JSON dict: returned as a response directly, not re-encoded by FastAPI.
     return JSONResponse(result.to_json())
