@@ -31,6 +31,8 @@ documented, and a rebuild from the database restores full precision.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self
 
@@ -65,10 +67,35 @@ _TRAIN_SAMPLE = 1 << 16
 _SINGLE_THREAD_BELOW = 4
 
 
-def _subvectors(dim: int) -> int:
-    """Number of PQ sub-vectors: ``dim / 4`` where that divides, else the largest divisor
-    of ``dim`` not above it (FAISS needs ``dim`` to be a multiple of it)."""
-    m = max(1, dim // _SUBVECTOR_DIM)
+@contextmanager
+def _faiss_threads(threads: int = 1) -> Iterator[None]:
+    """Run the enclosed FAISS calls on ``threads`` OpenMP threads (0: leave the setting as
+    it is), then restore the setting.
+
+    One thread for single probes and training:
+
+    FAISS may split even one query (or one k-means step) over its OpenMP threads; on a busy
+    machine the barrier waits dominate — measured at 1.45 M under load with the Hamming scan
+    this stage replaced: p50 4.4 ms with one thread against 122 ms with two; and training the
+    quantiser on 65,536 samples at load 10 cost 12.7 s of CPU with two threads (spinning)
+    against 0.5 s with one. The setting belongs to the calling thread's OpenMP environment
+    (a server's request threads each have their own), so it is set per call and restored.
+    """
+    if threads < 1:
+        yield
+        return
+    previous = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(threads)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(previous)
+
+
+def _subvectors(dim: int, wanted: int = 0) -> int:
+    """Number of PQ sub-vectors: ``wanted`` (0: ``dim / 4``) where that divides ``dim``, else
+    the largest divisor of ``dim`` not above it (FAISS needs ``dim`` to be a multiple of it)."""
+    m = max(1, min(dim, wanted or dim // _SUBVECTOR_DIM))
     while dim % m:
         m -= 1
     return m
@@ -79,13 +106,25 @@ class TwoStageIndex:
 
     identifier: str = "twostage"
 
-    def __init__(self, dim: int, *, shortlist: int = DEFAULT_SHORTLIST) -> None:
+    def __init__(
+        self, dim: int, *, shortlist: int = DEFAULT_SHORTLIST, subvectors: int = 0,
+        threads: int = 0,
+    ) -> None:
         if dim < 1:
             raise ValueError("dim must be positive")
         if shortlist < 1:
             raise ValueError("shortlist must be at least 1")
+        if subvectors < 0:
+            raise ValueError("subvectors must be 0 (dim / 4) or positive")
+        if threads < 0:
+            raise ValueError("threads must be 0 (FAISS's default) or positive")
+        # OpenMP threads of a batched scan (0: FAISS's default, one per core).
+        self.threads = threads
         self._dim = dim
         self.shortlist = shortlist
+        # PQ sub-vectors of stage 1 (4 bits each): dim / 4 = 32 for 128-d (16 B per entry);
+        # 64 (32 B) estimates cosines ~1.6x closer at ~1.6x the scan cost (docs/abis.md §6).
+        self.subvectors = _subvectors(dim, subvectors)
         self._watermark = 0
         self._n = 0
         self._q = np.empty((0, dim), dtype=np.int8)
@@ -151,9 +190,10 @@ class TwoStageIndex:
         rows = np.unique(np.linspace(0, n - 1, min(n, _TRAIN_SAMPLE)).astype(np.int64))
         sample = self._q[rows].astype(np.float32) * self._inv_norm[rows, None] - self._centre
         pq = faiss.IndexPQFastScan(
-            self._dim, _subvectors(self._dim), _PQ_BITS, faiss.METRIC_INNER_PRODUCT
+            self._dim, self.subvectors, _PQ_BITS, faiss.METRIC_INNER_PRODUCT
         )
-        pq.train(np.ascontiguousarray(sample, dtype=np.float32))
+        with _faiss_threads(1):
+            pq.train(np.ascontiguousarray(sample, dtype=np.float32))
         step = max(1, _BLOCK_ELEMENTS // self._dim)
         for lo in range(0, n, step):
             hi = min(lo + step, n)
@@ -242,19 +282,12 @@ class TwoStageIndex:
         # probes eats that range. Ranking is by the re-rank, so the shift costs nothing.
         centred = np.ascontiguousarray(probes - self._centre)
         if probes.shape[0] > _SINGLE_THREAD_BELOW:
-            _, rows = self._pq.search(centred, shortlist)
+            with _faiss_threads(self.threads):
+                _, rows = self._pq.search(centred, shortlist)
             return np.asarray(rows, dtype=np.int64)
-        # A few probes: one thread. FAISS may split even one query over its OpenMP threads, and
-        # on a busy machine the barrier waits dominate (measured at 1.45 M under load with the
-        # Hamming scan this stage replaced: p50 4.4 ms with one thread against 122 ms with two).
-        # The setting is process-wide, so it is restored at once; other FAISS calls
-        # overlapping this one only lose parallelism.
-        previous = faiss.omp_get_max_threads()
-        faiss.omp_set_num_threads(1)
-        try:
+        # A few probes: one thread (see `_faiss_threads`).
+        with _faiss_threads(1):
             _, rows = self._pq.search(centred, shortlist)
-        finally:
-            faiss.omp_set_num_threads(previous)
         return np.asarray(rows, dtype=np.int64)
 
     def _scan_all(self, probes: FloatMatrix, k: int) -> tuple[FloatMatrix, IdArray]:
@@ -298,10 +331,13 @@ class TwoStageIndex:
         )
 
     @classmethod
-    def load(cls, path: Path, *, shortlist: int = DEFAULT_SHORTLIST) -> Self:
+    def load(
+        cls, path: Path, *, shortlist: int = DEFAULT_SHORTLIST, subvectors: int = 0,
+        threads: int = 0,
+    ) -> Self:
         """Read a gallery file written by any backend's ``save``."""
         dim, watermark, ids, vectors = _load_npz(path)
-        index = cls(dim, shortlist=shortlist)
+        index = cls(dim, shortlist=shortlist, subvectors=subvectors, threads=threads)
         # Renormalise: another backend's file holds float32 unit vectors, ours dequantised
         # ones whose norms differ from 1 only by float rounding.
         if vectors.size:

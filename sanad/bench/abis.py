@@ -104,13 +104,13 @@ def _search_quality(
 
 
 def _dedup(
-    generator: str, seed: int, n_records: int, shortlist: int
+    generator: str, seed: int, n_records: int, shortlist: int, subvectors: int
 ) -> tuple[dict[str, float], float]:
     """Enrol a stream in order; each batch searched against all before it. Returns figures
     and the code comparisons per second (for extrapolation)."""
     identities = enrolment_stream(n_records, seed)
     templates = _captures(generator, seed + 1000, identities, np.random.default_rng((seed, 9)))
-    index = TwoStageIndex(FACE_DIM, shortlist=shortlist)
+    index = TwoStageIndex(FACE_DIM, shortlist=shortlist, subvectors=subvectors)
     first_record: dict[int, int] = {}
     repeats = found = 0
     pairs = 0
@@ -152,7 +152,7 @@ def _dedup(
 
 def _search_figures(
     generator: str, *, n: int, mated: int, singles: int, seed: int, shortlist: int,
-    repeats: int,
+    subvectors: int, repeats: int,
 ) -> dict[str, float]:
     rng = np.random.default_rng((seed, 1))
     gallery = _captures(generator, seed, np.arange(n, dtype=np.int64), rng)
@@ -161,7 +161,7 @@ def _search_figures(
     ids = np.arange(n, dtype=np.int64)
 
     rss_before = _rss_mb()
-    index = TwoStageIndex(FACE_DIM, shortlist=shortlist)
+    index = TwoStageIndex(FACE_DIM, shortlist=shortlist, subvectors=subvectors)
     build_s = _timed(lambda: index.add(ids, gallery))
     rss_growth = _rss_mb() - rss_before
 
@@ -201,18 +201,18 @@ def _search_figures(
 
 def _one_generator(
     generator: str, *, n: int, mated: int, singles: int, seed: int, shortlist: int,
-    repeats: int, dedup_n: int, parts: frozenset[str],
+    subvectors: int, repeats: int, dedup_n: int, parts: frozenset[str],
 ) -> dict[str, float]:
     figures: dict[str, float] = {}
     if "search" in parts:
         figures.update(
             _search_figures(
                 generator, n=n, mated=mated, singles=singles, seed=seed, shortlist=shortlist,
-                repeats=repeats,
+                subvectors=subvectors, repeats=repeats,
             )
         )
     if "dedup" in parts:
-        dedup, pair_rate = _dedup(generator, seed, min(dedup_n, n), shortlist)
+        dedup, pair_rate = _dedup(generator, seed, min(dedup_n, n), shortlist, subvectors)
         full_pairs = n * (n - 1) / 2
         full_min = dedup["dedup_min"] if dedup_n >= n else full_pairs / pair_rate / 60
         figures.update(dedup)
@@ -227,6 +227,7 @@ def run_abis(
     singles: int = 200,
     seed: int = 0,
     shortlist: int = DEFAULT_SHORTLIST,
+    subvectors: int = 0,
     repeats: int = 2,
     dedup_n: int = 20_000,
     threads: int = 0,
@@ -247,6 +248,9 @@ def run_abis(
         raise BenchmarkParamError("need n >= 2, 1 <= mated <= n and 1 <= singles <= mated")
     if shortlist < _K or repeats < 1 or dedup_n < 1 or threads < 0:
         raise BenchmarkParamError("need shortlist >= 10, repeats >= 1, dedup_n >= 1, threads >= 0")
+    if subvectors < 0:
+        raise BenchmarkParamError("subvectors must be 0 (dimension / 4) or positive")
+    code_subvectors = TwoStageIndex(FACE_DIM, subvectors=subvectors).subvectors
 
     default_threads = faiss.omp_get_max_threads()
     if threads:
@@ -257,13 +261,14 @@ def run_abis(
         for g in chosen:
             per = _one_generator(
                 g, n=n, mated=mated, singles=singles, seed=seed, shortlist=shortlist,
-                repeats=repeats, dedup_n=dedup_n, parts=chosen_parts,
+                subvectors=subvectors, repeats=repeats, dedup_n=dedup_n, parts=chosen_parts,
             )
             figures.update({f"{key}_{g}": value for key, value in per.items()})
     finally:
         faiss.omp_set_num_threads(default_threads)
     notes = {
-        "index": "twostage: 4-bit PQ codes (32 sub-vectors, 16 B) of centred templates "
+        "index": f"twostage: 4-bit PQ codes ({code_subvectors} sub-vectors, "
+        f"{code_subvectors // 2} B) of centred templates "
         f"scanned by FAISS IndexPQFastScan for the best {shortlist}, re-ranked on int8 "
         f"templates, top {_K}",
         "speed": "speedup_vs_exact / speedup_vs_faiss_flat: batched search of the same mated "
@@ -285,8 +290,8 @@ def run_abis(
         name="abis",
         params={
             "n": n, "mated": mated, "singles": singles, "seed": seed, "shortlist": shortlist,
-            "repeats": repeats, "dedup_n": dedup_n, "threads": threads, "generators": generators,
-            "parts": parts,
+            "subvectors": subvectors, "repeats": repeats, "dedup_n": dedup_n,
+            "threads": threads, "generators": generators, "parts": parts,
         },
         figures=figures,
         notes=notes,

@@ -179,3 +179,62 @@ def test_single_probes_take_the_one_thread_path_with_the_same_results(
         assert np.array_equal(ids[0], batch[1][i])
         assert np.allclose(scores[0], batch[0][i])
     assert faiss.omp_get_max_threads() == threads  # restored
+
+
+def test_finer_stage_one_codes_estimate_cosines_more_closely() -> None:
+    """64 sub-vectors (32 B per entry) against the default 32 (16 B): the scan's own
+    estimates (before any re-rank) stray less from the true cosines, and the codes are
+    twice the size — the trade `SANAD_INDEX_PQ_SUBVECTORS` offers."""
+    gallery, probes = populations()["isotropic"]
+    errors, code_bytes = {}, {}
+    for subvectors in (0, 64):
+        index = TwoStageIndex(FACE_DIM, subvectors=subvectors)
+        index.add(np.arange(N), gallery)
+        code_bytes[index.subvectors] = int(index._pq.codes.nbytes())
+        centred = np.ascontiguousarray(probes - index._centre)
+        estimates, rows = index._pq.search(centred, 50)
+        truth = np.einsum("mld,md->ml", gallery[rows] - index._centre, centred)
+        errors[index.subvectors] = float(np.std(estimates - truth))
+    assert set(errors) == {32, 64}
+    assert errors[64] < 0.8 * errors[32]
+    assert code_bytes[64] == 2 * code_bytes[32]
+
+
+def test_sub_vector_counts_that_do_not_divide_the_dimension_round_down() -> None:
+    assert TwoStageIndex(FACE_DIM, subvectors=48).subvectors == 32  # largest divisor <= 48
+    assert TwoStageIndex(FACE_DIM).subvectors == 32
+    with pytest.raises(ValueError, match="subvectors"):
+        TwoStageIndex(FACE_DIM, subvectors=-1)
+
+
+def test_a_thread_count_gives_the_same_answers_and_leaves_openmp_as_it_was() -> None:
+    gallery, probes = populations()["isotropic"]
+    before = faiss.omp_get_max_threads()
+    answers = []
+    for threads in (0, 1):
+        index = TwoStageIndex(FACE_DIM, threads=threads)
+        index.add(np.arange(N), gallery)
+        answers.append(index.search(probes, 10)[1])  # a batch: the `threads` path
+        assert faiss.omp_get_max_threads() == before
+    assert np.array_equal(answers[0], answers[1])
+    with pytest.raises(ValueError, match="threads"):
+        TwoStageIndex(FACE_DIM, threads=-1)
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_openmp_threads_sleep_while_waiting_unless_the_operator_says_otherwise(
+    given: str | None, expected: str,
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if given is not None:
+        env["OMP_WAIT_POLICY"] = given
+    code = "import os, sanad.abis.twostage; print(os.environ['OMP_WAIT_POLICY'])"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env, capture_output=True, text=True, check=True,
+    )
+    assert out.stdout.strip() == expected

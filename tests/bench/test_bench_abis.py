@@ -53,7 +53,19 @@ def test_the_dedup_stream_alone(tmp_path: Path) -> None:
     assert f["dedup_cpu_min_calibrated"] > 0
 
 
+def test_finer_codes_are_chosen_by_a_parameter_and_named_in_the_notes(tmp_path: Path) -> None:
+    result = run_benchmark("abis", params={**TINY, "generators": "isotropic", "parts": "search",
+                                           "subvectors": 64},
+                           json_output=True, results_dir=tmp_path)
+    assert result.params["subvectors"] == 64
+    assert "64 sub-vectors, 32 B" in result.notes["index"]
+    assert result.figures["mate_recall_isotropic"] >= 0.99
+    # 3000 x (32 + 140) B of arrays, plus growth slack: more than the 16 B codes need.
+    assert 0.45 < result.figures["index_mb_isotropic"] < 2
+
+
 @pytest.mark.parametrize("params", [{"generators": "gaussian"}, {"n": 1}, {"shortlist": 5},
+                                    {"subvectors": -1},
                                     {"mated": 10, "singles": 11}, {"parts": "search,nope"},
                                     {"parts": ""}])
 def test_bad_params(tmp_path: Path, params: dict[str, object]) -> None:
