@@ -227,6 +227,13 @@ class Settings(BaseSettings):
         "on int8 templates (more: higher mate recall, slower probes; 256 kept every mate at "
         "1.45 M in the benchmark).",
     )
+    index_pq_subvectors: int = Field(
+        default=0, ge=0, le=128,
+        description="twostage index: 4-bit PQ sub-vectors of the fast-scan stage (0: dimension "
+        "/ 4, i.e. 32 = 16 B per person for 128-d). 64 (32 B) estimates cosines more closely "
+        "— fewer look-alikes near the review threshold lost at 1.45 M — at ~1.6x the scan "
+        "cost (docs/abis.md §6).",
+    )
     index_threads: int = Field(
         default=0, ge=0,
         description="Threads of the FAISS-based index scans (0: FAISS's default, one per core).",
@@ -255,6 +262,13 @@ class Settings(BaseSettings):
         description="Prepared (decoded, matcher-ready) gallery fingers kept in memory per "
         "process for the fingerprint second stage (~30-55 kB each: 4096 is at most ~220 MB); "
         "0 disables the cache.",
+    )
+    finger_prefilter_candidates: int = Field(
+        default=10, ge=0, le=1000,
+        description="Fingerprint pre-filter: people taken from the finger descriptor index "
+        "(thumbs + index fingers) per enrolment search, joining the face candidates before "
+        "the fingerprint second stage (docs/fusion.md); 0 disables the pre-filter and its "
+        "index.",
     )
 
     @model_validator(mode="after")
@@ -285,6 +299,11 @@ class Settings(BaseSettings):
     @property
     def index_path(self) -> Path:
         return self.home / "gallery"
+
+    @property
+    def finger_index_path(self) -> Path:
+        """Directory of the fingerprint pre-filter index snapshot (beside the face one)."""
+        return self.home / "gallery-fingers"
 
     @property
     def template_key_path(self) -> Path:

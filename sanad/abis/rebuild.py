@@ -5,6 +5,10 @@ committed face template, in gallery-id order and in batches (keyset pagination, 
 bounded and PostgreSQL never holds a long cursor), its watermark set to the database's highest
 biometric record id, and saved atomically over the old snapshot. A running process picks the
 new file up at its next start; the old file stays valid until the rename.
+
+`rebuild_finger_index` does the same for the fingerprint pre-filter index
+(`sanad.registry.finger_gallery`): it refits the descriptor space on the gallery's fingers, adds
+every fingered person's descriptor and replaces the snapshot under its directory.
 """
 
 from __future__ import annotations
@@ -109,5 +113,43 @@ def rebuild_index(
         audit.record(
             session, actor=actor, action="abis.index_rebuilt", subject_type="gallery",
             subject_id=kind, details={"entries": report.entries, "watermark": db_max},
+        )
+    return index, report
+
+
+def rebuild_finger_index(
+    sessions: sessionmaker[Session],
+    *,
+    sealer: TemplateSealer,
+    kind: str,
+    path: Path | None,
+    actor: str,
+    batch: int = 2_000,
+    progress: Callable[[int], None] | None = None,
+    **options: Any,
+) -> tuple[GalleryIndex, RebuildReport]:
+    """Build the fingerprint pre-filter index from every fingered person (refitting the
+    descriptor space) and save it under the directory ``path`` (if given). ``progress(n)``
+    after each page of ``n`` people. Audited like `rebuild_index`."""
+    from sanad.registry.finger_gallery import build_finger_index, save_snapshot
+
+    if batch < 1:
+        raise ValueError("batch must be at least 1")
+    start = time.perf_counter()
+    with sessions() as session:
+        db_max = int(session.scalar(select(func.max(BiometricRecord.id))) or 0)
+        index, space = build_finger_index(session, sealer, kind=kind, up_to=db_max,
+                                          batch=batch, progress=progress, **options)
+    if path is not None:
+        save_snapshot(path, index, space)
+    report = RebuildReport(kind, len(index), db_max, time.perf_counter() - start,
+                           str(path) if path is not None else None)
+    with transaction(sessions) as session:
+        audit.record(
+            session, actor=actor, action="abis.index_rebuilt", subject_type="gallery",
+            subject_id=f"fingers:{kind}",
+            details={"entries": report.entries, "watermark": db_max,
+                     "space": None if space is None else space.origin,
+                     "fitted_on": None if space is None else space.fitted_on},
         )
     return index, report

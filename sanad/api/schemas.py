@@ -203,6 +203,9 @@ class CandidateViewPublic(BaseModel):
         default=None, description="Fused face + fingerprint evidence (docs/fusion.md).")
     rule: str | None = Field(
         default=None, description="`fused` (fingers compared) or `face` (face thresholds).")
+    via: str | None = Field(
+        default=None, description="Which first stage proposed the candidate: `face`, "
+        "`finger` (the fingerprint pre-filter) or `both`.")
 
 
 class CaseDetailPublic(BaseModel):

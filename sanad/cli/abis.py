@@ -22,8 +22,10 @@ def rebuild(
 ) -> None:
     """Rebuild the gallery index from the database and save it; prints a JSON report."""
     from sanad.abis.index import INDEX_KINDS
-    from sanad.abis.rebuild import count_face_records, rebuild_index
+    from sanad.abis.rebuild import count_face_records, rebuild_finger_index, rebuild_index
     from sanad.errors import InvalidInput
+    from sanad.registry.dbkey import database_key_path
+    from sanad.registry.finger_gallery import count_finger_people, finger_index_kind
 
     reg = registry()
     try:
@@ -39,8 +41,11 @@ def rebuild(
             options["shortlist"] = s.index_shortlist
         elif kind == "milvus" and s.milvus_uri:
             options["uri"] = s.milvus_uri
+        fingers = s.finger_prefilter_candidates > 0
+        finger_kind = finger_index_kind(kind)
         with reg.sessions() as session:
             total = count_face_records(session)
+            finger_total = count_finger_people(session) if fingers else 0
         with Progress(
             "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn(), console=err,
@@ -50,6 +55,22 @@ def rebuild(
                 reg.sessions, sealer=reg.sealer, kind=kind, path=s.index_path, actor=actor(),
                 batch=batch, progress=lambda n: progress.advance(task, n), **options,
             )
+            finger_report = None
+            if fingers:
+                # The fingerprint pre-filter index (docs/fusion.md): descriptor space refitted.
+                ftask = progress.add_task(f"rebuilding {finger_kind} finger index",
+                                          total=finger_total)
+                finger_options: dict[str, Any] = (
+                    {"shortlist": s.index_shortlist} if finger_kind == "twostage" else {})
+                _, finger_report = rebuild_finger_index(
+                    reg.sessions, sealer=reg.sealer, kind=finger_kind,
+                    # No plaintext snapshot beside an encrypted (field-kit) database.
+                    path=None if database_key_path(s).exists() else s.finger_index_path,
+                    actor=actor(),
+                    progress=lambda n: progress.advance(ftask, n), **finger_options,
+                )
     finally:
         reg.engine.dispose()
-    print_json(report.to_json())
+    out = report.to_json()
+    out["fingers"] = finger_report.to_json() if finger_report is not None else None
+    print_json(out)

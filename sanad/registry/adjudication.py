@@ -96,6 +96,8 @@ class CandidateView:
     fingers_compared: int = 0
     fused_llr: float | None = None
     rule: str | None = None
+    # Which first stage proposed the candidate: face, finger (the pre-filter) or both.
+    via: str | None = None
 
 
 @dataclass(frozen=True)
@@ -176,6 +178,7 @@ def get_case(session: Session, case_id: uuid.UUID, *, actor: str) -> CaseDetail:
             finger_llr=_optional_float(c.get("finger_llr")),
             fingers_compared=int(c.get("fingers_compared") or 0),
             fused_llr=_optional_float(c.get("fused_llr")), rule=c.get("rule"),
+            via=c.get("via"),
         ))
     audit.record(session, actor=actor, action="adjudication.read",
                  subject_type="adjudication_case", subject_id=str(case.id),

@@ -15,6 +15,13 @@ evidence (face + fingers, log-likelihood ratio) against the fused thresholds. A 
 finger could be compared (either side has none) keeps the face thresholds, so face-only people
 are deduplicated exactly as before.
 
+The fingerprint pre-filter (docs/fusion.md §"Fingerprint pre-filter at enrolment") adds
+candidates the face search missed: each fingered member's finger descriptor is searched in the
+finger index (`gallery.fingers`, top `SANAD_FINGER_PREFILTER_CANDIDATES`) and among the
+earlier members of the submission; those people join the member's face candidates (with the
+face cosine of a 1:1 comparison, when both have a face) before the second stage, and every
+candidate records where it came from (``via``: face, finger or both).
+
 Members without biometrics (refused, or medically impossible) take the alternative path:
 biographic deduplication and a mandatory adjudication case. An officer may also ask for
 adjudication instead of refusal when a member matches (`request_adjudication`, e.g. twins).
@@ -51,6 +58,7 @@ from sanad.credentials.ids import new_registration_number
 from sanad.errors import InvalidInput
 from sanad.notify.outbox import emit
 from sanad.registry.db import transaction
+from sanad.registry.finger_gallery import PREFILTER_MODALITIES, people_fingers
 from sanad.registry.fingers import (
     PreparedFingers,
     finger_modality,
@@ -101,6 +109,10 @@ class _Member:
     outcome: Outcome = Outcome.NO_MATCH
     kind: str = "biometric"
     candidates: list[CandidatePublic] | None = None
+    # Pre-filter descriptor (None: no usable thumb/index finger) and where each compared
+    # candidate (by id, as in the decision) came from.
+    descriptor: np.ndarray | None = None
+    sources: dict[int, frozenset[str]] = field(default_factory=dict)
     _prepared: PreparedFingers | None = None
 
     def prepared(self) -> PreparedFingers:
@@ -205,8 +217,15 @@ def _owners(session: Session, gallery_ids: list[int]) -> dict[int, uuid.UUID]:
     return {int(r[0]): r[1] for r in rows}
 
 
+def _via(sources: frozenset[str] | None) -> str:
+    """``face``, ``finger`` or ``both``: which first stage proposed a candidate."""
+    if sources is None or sources == {"face"}:
+        return "face"
+    return "both" if "face" in sources else "finger"
+
+
 def _public(c: FusedCandidate, person_id: uuid.UUID | None, member_no: int | None,
-            t: Thresholds) -> CandidatePublic:
+            t: Thresholds, sources: frozenset[str] | None = None) -> CandidatePublic:
     fused = c.fused
     at_match = (fused.llr >= t.fused_match) if c.rule == "fused" else (
         c.face is not None and c.face >= t.face_match
@@ -214,23 +233,26 @@ def _public(c: FusedCandidate, person_id: uuid.UUID | None, member_no: int | Non
     return CandidatePublic(
         person_id=person_id, member_no=member_no, score=c.face if c.face is not None else 0.0,
         face_score=c.face, finger_llr=fused.finger_llr, fingers_compared=fused.fingers_compared,
-        fused_llr=fused.llr, rule=c.rule, at_match_threshold=at_match,
+        fused_llr=fused.llr, rule=c.rule, at_match_threshold=at_match, via=_via(sources),
     )
 
 
 def _face_candidates(
     session: Session, decision: FusedDecision, face_rows: list[int],
     new_person_ids: list[uuid.UUID | None], t: Thresholds,
+    sources: dict[int, frozenset[str]] | None = None,
 ) -> list[CandidatePublic]:
     owners = _owners(session, [c.gallery_id for c in decision.candidates if c.gallery_id >= 0])
+    src = sources or {}
     out = []
     for c in decision.candidates:
         member = c.batch_member
         if member is None:
-            out.append(_public(c, owners.get(c.gallery_id), None, t))
+            out.append(_public(c, owners.get(c.gallery_id), None, t, src.get(c.gallery_id)))
         else:
             member = face_rows[member]
-            out.append(_public(c, new_person_ids[member], member + 1, t))
+            out.append(_public(c, new_person_ids[member], member + 1, t,
+                               src.get(c.gallery_id)))
     return out
 
 
@@ -247,18 +269,18 @@ def _thresholds(settings: Settings) -> Thresholds:
     )
 
 
-def _reachable(face: float, shared: int, t: Thresholds) -> bool:
+def _reachable(face: float | None, shared: int, t: Thresholds) -> bool:
     """Could a pair reach the fused review threshold with ``shared`` fingers all maximal?
 
     Pairs that cannot are not sent through the matcher: their fused outcome is `no_match`
     whatever the fingers say, which keeps the second stage off the obvious strangers.
+    A pair without a face (``None``) has no face evidence either way.
     """
-    return shared > 0 and (
-        DEFAULT_CALIBRATION.face.llr(face) + FINGER_BOUND * shared >= t.fused_review
-    )
+    face_llr = 0.0 if face is None else DEFAULT_CALIBRATION.face.llr(face)
+    return shared > 0 and face_llr + FINGER_BOUND * shared >= t.fused_review
 
 
-def _worth_matching(face: float, mine: Collection[FingerPosition],
+def _worth_matching(face: float | None, mine: Collection[FingerPosition],
                     theirs: Collection[FingerPosition], t: Thresholds) -> bool:
     return _reachable(face, len(set(mine) & set(theirs)), t)
 
@@ -272,14 +294,21 @@ def _decide(session: Session, members: list[_Member], gallery: Gallery, settings
     fingers_read: set[uuid.UUID] = set()
     if face_rows:
         probes = np.stack([members[i].probe for i in face_rows])  # type: ignore[misc]
-        searched = search_batch(probes, gallery.index, k=settings.dedup_candidates)
+        searched: list[list[tuple[int, float | None]]] = [
+            list(pairs) for pairs in search_batch(probes, gallery.index,
+                                                  k=settings.dedup_candidates)
+        ]
+        for i, pairs in zip(face_rows, searched, strict=True):
+            members[i].sources = {gid: frozenset({"face"}) for gid, _ in pairs}
+        _prefilter(session, members, face_rows, probes, searched, gallery, settings)
         stored = _gallery_fingers(session, gallery, settings, members, face_rows, searched, t)
         for i, pairs in zip(face_rows, searched, strict=True):
             m = members[i]
             results = _second_stage(m, members, face_rows, pairs, stored, t, fingers_read)
+            extra = sum(1 for src in m.sources.values() if "face" not in src)
             m.decision = decide_fused(
                 ((gid, face, fuse(face, results.get(gid))) for gid, face in pairs),
-                t, limit=settings.dedup_candidates,
+                t, limit=settings.dedup_candidates + extra,
             )
             m.outcome = m.decision.outcome
     for m in members:
@@ -290,8 +319,92 @@ def _decide(session: Session, members: list[_Member], gallery: Gallery, settings
     return face_rows, fingers_read
 
 
+def _prefilter(
+    session: Session, members: list[_Member], face_rows: list[int], probes: np.ndarray,
+    searched: list[list[tuple[int, float | None]]], gallery: Gallery, settings: Settings,
+) -> None:
+    """The fingerprint pre-filter: add each fingered member's finger candidates (gallery
+    people, earlier members of the submission) to its pairs in ``searched`` and mark their
+    sources. Computes the members' descriptors (kept for the index after commit)."""
+    fingers = gallery.fingers
+    if fingers is None:
+        return
+    views = [{pos: v.as_array() for pos, v in members[i].views.items()} for i in face_rows]
+    descriptors = fingers.descriptors(session, list(views))
+    for i, d in zip(face_rows, descriptors, strict=True):
+        members[i].descriptor = d
+    k = settings.finger_prefilter_candidates
+    if k <= 0 or all(d is None for d in descriptors):
+        return
+    hits = fingers.search(descriptors, k)
+    owners = _owners(session, [g for row in hits for g, _ in row])
+    face_owners = _owners(session, [g for pairs in searched for g, _ in pairs if g >= 0])
+    wanted: dict[int, list[tuple[uuid.UUID, int]]] = {}
+    for r, i in enumerate(face_rows):
+        m = members[i]
+        by_person = {face_owners[g]: g for g, _ in searched[r] if g in face_owners}
+        for entry, _ in hits[r]:
+            pid = owners.get(entry)
+            if pid is None:
+                continue
+            if pid in by_person:
+                g = by_person[pid]
+                m.sources[g] = m.sources[g] | {"finger"}
+            elif all(pid != p for p, _ in wanted.get(r, [])):
+                wanted.setdefault(r, []).append((pid, entry))
+        # Earlier members of the same submission, by descriptor (as faces are, by face).
+        d = descriptors[r]
+        if d is not None and r > 0:
+            earlier = [(float(d @ e), j) for j, e in enumerate(descriptors[:r]) if e is not None]
+            for _, j in sorted(earlier, reverse=True)[:k]:
+                gid = -(j + 1)
+                if gid in m.sources:
+                    m.sources[gid] = m.sources[gid] | {"finger"}
+                else:
+                    searched[r].append((gid, float(probes[r] @ probes[j])))
+                    m.sources[gid] = frozenset({"finger"})
+    faces = _face_vectors(session, gallery, {pid for row in wanted.values() for pid, _ in row})
+    for r, extra in wanted.items():
+        m = members[face_rows[r]]
+        for pid, entry in extra:
+            theirs = faces.get(pid)
+            if theirs:
+                # The person's face record that resembles the probe most stands for them.
+                gid, face = max(((g, float(probes[r] @ v)) for g, v in theirs),
+                                key=lambda x: x[1])
+                searched[r].append((gid, face))
+            else:
+                gid = entry
+                searched[r].append((gid, None))
+            m.sources[gid] = frozenset({"finger"})
+
+
+def _face_vectors(
+    session: Session, gallery: Gallery, person_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, list[tuple[int, np.ndarray]]]:
+    """The face templates (record id, unit vector) of these people, for 1:1 comparison."""
+    if not person_ids:
+        return {}
+    rows = session.execute(
+        select(BiometricRecord.id, BiometricRecord.person_id, BiometricRecord.template)
+        .where(BiometricRecord.person_id.in_(list(person_ids)))
+        .where(BiometricRecord.modality == FACE)
+        .order_by(BiometricRecord.id)
+    ).all()
+    opened = gallery.sealer.open_many(
+        [(r.template, template_aad(r.person_id, FACE)) for r in rows],
+        session=session, skip_destroyed=True,
+    )
+    out: dict[uuid.UUID, list[tuple[int, np.ndarray]]] = {}
+    for r, raw in zip(rows, opened, strict=True):
+        if raw is not None:
+            out.setdefault(r.person_id, []).append((int(r.id), decode_template(raw, FACE_DIM)))
+    return out
+
+
 def _second_stage(
-    m: _Member, members: list[_Member], face_rows: list[int], pairs: list[tuple[int, float]],
+    m: _Member, members: list[_Member], face_rows: list[int],
+    pairs: list[tuple[int, float | None]],
     stored: dict[int, tuple[uuid.UUID, PreparedFingers]], t: Thresholds,
     fingers_read: set[uuid.UUID],
 ) -> dict[int, FingerComparison]:
@@ -319,14 +432,14 @@ def _second_stage(
 
 def _gallery_fingers(
     session: Session, gallery: Gallery, settings: Settings, members: list[_Member],
-    face_rows: list[int], searched: list[list[tuple[int, float]]], t: Thresholds,
+    face_rows: list[int], searched: list[list[tuple[int, float | None]]], t: Thresholds,
 ) -> dict[int, tuple[uuid.UUID, PreparedFingers]]:
     """Stored fingers of the gallery candidates some fingered member may need, by face id.
 
     Only candidates that `_worth_matching` lets through are opened and prepared.
     """
     # (member, face) pairs per gallery id that could matter even if every finger matched.
-    want: dict[int, list[tuple[_Member, float]]] = {}
+    want: dict[int, list[tuple[_Member, float | None]]] = {}
     for i, pairs in zip(face_rows, searched, strict=True):
         m = members[i]
         for gid, face in pairs:
@@ -374,9 +487,11 @@ def enrol_household(
                 )
             if any(m.outcome == Outcome.DUPLICATE for m in members):
                 return _refuse(session, data, members, face_rows, ctx, t, fingers_read)
-            result, new_records = _create(session, data, members, face_rows, gallery, ctx, t,
-                                          fingers_read)
+            result, new_records, new_fingers = _create(session, data, members, face_rows,
+                                                       gallery, ctx, t, fingers_read)
         gallery.add_committed(new_records)
+        if gallery.fingers is not None:
+            gallery.fingers.add_committed(new_fingers)
         return result
 
 
@@ -387,7 +502,7 @@ def _refuse(
     nobody: list[uuid.UUID | None] = [None] * len(members)
     outs = []
     for i, m in enumerate(members):
-        face = (_face_candidates(session, m.decision, face_rows, nobody, t)
+        face = (_face_candidates(session, m.decision, face_rows, nobody, t, m.sources)
                 if m.decision else [])
         outs.append(MemberOutcome(member_no=i + 1, person_id=None, outcome=m.outcome.value,
                                   candidates=_merge(face, m.candidates or [])))
@@ -413,7 +528,7 @@ def _refuse(
 def _create(
     session: Session, data: HouseholdCreate, members: list[_Member], face_rows: list[int],
     gallery: Gallery, ctx: EnrolmentContext, t: Thresholds, fingers_read: set[uuid.UUID],
-) -> tuple[EnrolmentResult, list[tuple[int, np.ndarray]]]:
+) -> tuple[EnrolmentResult, list[tuple[int, np.ndarray]], list[tuple[int, np.ndarray]]]:
     outcomes = [m.outcome for m in members]
     overall = Outcome.ADJUDICATE if Outcome.ADJUDICATE in outcomes else Outcome.NO_MATCH
     household = Household(
@@ -444,6 +559,8 @@ def _create(
     session.flush()
     person_ids: list[uuid.UUID | None] = [p.id for p in persons]
     records: list[tuple[BiometricRecord, np.ndarray]] = []
+    # Pre-filter index entries: keyed by the person's newest thumb/index finger record.
+    finger_entries: list[tuple[list[BiometricRecord], np.ndarray]] = []
     for person, m in zip(persons, members, strict=True):
         if m.probe is not None and m.data.face is not None:
             rec = BiometricRecord(
@@ -463,12 +580,18 @@ def _create(
                     person_id=person.id, modality=PHOTO, quality=m.quality,
                     template=gallery.sealer.seal(photo, aad=template_aad(person.id, PHOTO)),
                 ))
+        keyed: list[BiometricRecord] = []
         for pos, (record, quality) in (m.fingers or {}).items():
             modality = finger_modality(pos)
-            session.add(BiometricRecord(
+            finger = BiometricRecord(
                 person_id=person.id, modality=modality, quality=quality / 100.0,
                 template=gallery.sealer.seal(record, aad=template_aad(person.id, modality)),
-            ))
+            )
+            session.add(finger)
+            if modality in PREFILTER_MODALITIES:
+                keyed.append(finger)
+        if keyed and m.descriptor is not None:
+            finger_entries.append((keyed, m.descriptor))
         for missing in m.data.missing_biometrics:
             session.add(BiometricException(person_id=person.id, modality=missing.modality,
                                            reason=missing.reason, note=missing.note))
@@ -481,7 +604,7 @@ def _create(
     session.flush()
     members_out = []
     for person, m in zip(persons, members, strict=True):
-        face = (_face_candidates(session, m.decision, face_rows, person_ids, t)
+        face = (_face_candidates(session, m.decision, face_rows, person_ids, t, m.sources)
                 if m.decision else [])
         candidates = _merge(face, m.candidates or [])
         if m.outcome == Outcome.ADJUDICATE:
@@ -509,7 +632,8 @@ def _create(
         "outcome": overall.value,
         "members": [{"person_id": str(m.person_id), "outcome": m.outcome} for m in members_out],
     })
-    return result, [(rec.id, probe) for rec, probe in records]
+    return (result, [(rec.id, probe) for rec, probe in records],
+            [(max(r.id for r in keyed), d) for keyed, d in finger_entries])
 
 
 def _open_case(session: Session, person: Person, kind: str,
@@ -553,35 +677,45 @@ def recheck_person(
             select(BiometricRecord).where(BiometricRecord.person_id == person_id,
                                           BiometricRecord.modality == FACE)
         ).all()
-        if not records:
-            return None
+        mine = finger_records(session, [person_id]).get(person_id, [])
+        positions = {FingerPosition(int(r.modality.split(":", 1)[1])) for r in mine}
         own = {rec.id for rec in records}
         probes = np.stack([
             decode_template(gallery.sealer.open(r.template, aad=template_aad(person_id, FACE)),
                             FACE_DIM) for r in records
-        ])
-        k = settings.dedup_candidates + len(own)
-        scores, ids = gallery.index.search(probes, k)
+        ]) if records else np.empty((0, FACE_DIM), np.float32)
         best: dict[int, float] = {}
-        for row_scores, row_ids in zip(scores, ids, strict=True):
-            for s, gid in zip(row_scores.tolist(), row_ids.tolist(), strict=True):
-                if gid < 0 or gid in own:
-                    continue
-                best[gid] = max(best.get(gid, -1.0), s)
-        mine = finger_records(session, [person_id]).get(person_id, [])
-        positions = {FingerPosition(int(r.modality.split(":", 1)[1])) for r in mine}
+        if records:
+            k = settings.dedup_candidates + len(own)
+            scores, ids = gallery.index.search(probes, k)
+            for row_scores, row_ids in zip(scores, ids, strict=True):
+                for s, gid in zip(row_scores.tolist(), row_ids.tolist(), strict=True):
+                    if gid < 0 or gid in own:
+                        continue
+                    best[gid] = max(best.get(gid, -1.0), s)
         # Without fingers only the face rule can fire: keep today's cheap filter.
         best = {g: s for g, s in best.items()
                 if s >= settings.dedup_review_threshold or _reachable(s, len(positions), t)}
-        if not best:
-            return None
         owners = _owners(session, list(best))
-        per_person: dict[uuid.UUID, float] = {}
+        per_person: dict[uuid.UUID, float | None] = {}
+        via: dict[uuid.UUID, frozenset[str]] = {}
         for gid, s in best.items():
             other = owners.get(gid)
             if other is None or other == person_id or judged_different(session, person_id, other):
                 continue
-            per_person[other] = max(per_person.get(other, -1.0), s)
+            previous = per_person.get(other)
+            per_person[other] = s if previous is None else max(previous, s)
+            via[other] = frozenset({"face"})
+        for other in _recheck_prefilter(session, gallery, settings, person_id):
+            if other in via:
+                via[other] = via[other] | {"finger"}
+            elif not judged_different(session, person_id, other):
+                faces = _face_vectors(session, gallery, [other]).get(other, [])
+                face = (max(float(v @ p) for _, v in faces for p in probes)
+                        if faces and len(probes) else None)
+                if _reachable(face, len(positions), t):
+                    per_person[other] = face
+                    via[other] = frozenset({"finger"})
         if not per_person:
             return None
         people = list(per_person)
@@ -611,9 +745,29 @@ def recheck_person(
             )
         if not decision.candidates:
             return None
-        candidates = [_public(c, people[c.gallery_id], None, t) for c in decision.candidates]
+        candidates = [_public(c, people[c.gallery_id], None, t, via.get(people[c.gallery_id]))
+                      for c in decision.candidates]
         _open_case(session, person, "recheck", candidates, ctx)
         return session.scalars(
             select(AdjudicationCase).where(AdjudicationCase.person_id == person_id)
             .order_by(AdjudicationCase.created_at.desc())
         ).first()
+
+
+def _recheck_prefilter(
+    session: Session, gallery: Gallery, settings: Settings, person_id: uuid.UUID
+) -> list[uuid.UUID]:
+    """Other people the fingerprint pre-filter proposes for this enrolled person."""
+    fingers = gallery.fingers
+    k = settings.finger_prefilter_candidates
+    if fingers is None or k <= 0:
+        return []
+    own = people_fingers(session, gallery.sealer, [person_id], up_to=fingers.watermark)
+    if person_id not in own:
+        return []
+    (descriptor,) = fingers.descriptors(session, [own[person_id][1]])
+    hits = fingers.search([descriptor], k + 1)[0]  # + 1: the person's own entry
+    owners = _owners(session, [g for g, _ in hits])
+    return list(dict.fromkeys(
+        pid for g, _ in hits if (pid := owners.get(g)) is not None and pid != person_id
+    ))

@@ -150,6 +150,8 @@ def drop_from_gallery(gallery: Gallery, record_ids: list[int], dek_ids: list[byt
     gallery.sealer.forget(dek_ids)
     if record_ids:
         _remove_present(gallery, record_ids)
+        if gallery.fingers is not None:  # the fingerprint pre-filter index (finger records)
+            gallery.fingers.remove_present(record_ids)
         gallery.save()
 
 

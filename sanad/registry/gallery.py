@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import func, select
@@ -24,6 +24,9 @@ from sanad.abis.templates import decode_template
 from sanad.biometrics.synthetic import FACE_DIM
 from sanad.registry.models import BiometricRecord
 from sanad.registry.sealing import TemplateSealer
+
+if TYPE_CHECKING:
+    from sanad.registry.finger_gallery import FingerGallery
 
 FACE = "face"
 PHOTO = "photo"
@@ -49,6 +52,9 @@ class Gallery:
         # advisory lock so that separate processes serialise too.
         self.lock = threading.RLock()
         self._erasures_seen = -1
+        # The fingerprint pre-filter index (docs/fusion.md), when enabled: caught up, saved
+        # and cleared of erasures together with the face index.
+        self.fingers: FingerGallery | None = None
 
     @classmethod
     def open(
@@ -95,6 +101,8 @@ class Gallery:
             self._sync_erasures(session)
             # Records of other modalities (photos, tombstones) advance the watermark too.
             self._advance(db_max)
+            if self.fingers is not None:
+                self.fingers.catch_up(session)
             return added
 
     def _advance(self, watermark: int) -> None:
@@ -131,3 +139,5 @@ class Gallery:
         if self.path is not None:
             with self.lock:
                 self.index.save(self.path)
+        if self.fingers is not None:
+            self.fingers.save()

@@ -23,6 +23,7 @@ from sanad.errors import NotInitialised
 from sanad.registry import migrate
 from sanad.registry.db import make_engine, make_sessionmaker, transaction
 from sanad.registry.dbkey import database_key, database_key_path
+from sanad.registry.finger_gallery import FingerGallery, finger_index_kind
 from sanad.registry.gallery import Gallery
 from sanad.registry.models import Role
 from sanad.registry.sealing import TemplateSealer, write_private_file
@@ -57,10 +58,20 @@ class Registry:
             options["uri"] = s.milvus_uri
         # A field kit with an encrypted database keeps no plaintext index snapshot on disk
         # (face vectors): its small gallery is rebuilt from the sealed templates at start.
-        snapshot = None if database_key_path(s).exists() else s.index_path
+        encrypted = database_key_path(s).exists()
+        snapshot = None if encrypted else s.index_path
         gallery = Gallery.open(
             kind=s.index_backend, sealer=self.sealer, path=snapshot, **options
         )
+        if s.finger_prefilter_candidates > 0:
+            # The fingerprint pre-filter index (descriptors, never templates): the same rule,
+            # no snapshot beside an encrypted database.
+            kind = finger_index_kind(s.index_backend)
+            gallery.fingers = FingerGallery.open(
+                kind=kind, sealer=self.sealer,
+                path=None if encrypted else s.finger_index_path,
+                **({"shortlist": s.index_shortlist} if kind == "twostage" else {}),
+            )
         with self.sessions() as session:
             gallery.catch_up(session)
         return gallery

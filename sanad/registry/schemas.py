@@ -362,6 +362,11 @@ class CandidatePublic(BaseModel):
         description="The pair reached the duplicate threshold of its rule (an adjudicator "
         "calling it \"different\" needs a second adjudicator).",
     )
+    via: Literal["face", "finger", "both"] | None = Field(
+        default=None,
+        description="Biometric candidates: which first stage proposed the pair — the face "
+        "search, the fingerprint pre-filter, or both (docs/fusion.md).",
+    )
 
 
 class MemberOutcome(BaseModel):

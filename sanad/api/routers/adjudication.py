@@ -38,7 +38,7 @@ def _detail(detail: adjudication.CaseDetail) -> CaseDetailPublic:
                 score=c.score, source=c.source, member_no=c.member_no,
                 differences=c.differences, face_score=c.face_score,
                 finger_llr=c.finger_llr, fingers_compared=c.fingers_compared,
-                fused_llr=c.fused_llr, rule=c.rule,
+                fused_llr=c.fused_llr, rule=c.rule, via=c.via,
             )
             for c in detail.candidates
         ],
