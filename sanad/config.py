@@ -236,7 +236,8 @@ class Settings(BaseSettings):
     )
     index_threads: int = Field(
         default=0, ge=0,
-        description="Threads of the FAISS-based index scans (0: FAISS's default, one per core).",
+        description="twostage index: OpenMP threads of a batched scan (0: FAISS's default, one "
+        "per core); single probes always scan on one thread.",
     )
     milvus_uri: str | None = Field(
         default=None,

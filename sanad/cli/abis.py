@@ -38,7 +38,8 @@ def rebuild(
             )
         options: dict[str, Any] = {}
         if kind == "twostage":
-            options["shortlist"] = s.index_shortlist
+            options.update(shortlist=s.index_shortlist, subvectors=s.index_pq_subvectors,
+                           threads=s.index_threads)
         elif kind == "milvus" and s.milvus_uri:
             options["uri"] = s.milvus_uri
         fingers = s.finger_prefilter_candidates > 0

@@ -53,7 +53,8 @@ class Registry:
         s = self.settings
         options: dict[str, Any] = {}
         if s.index_backend == "twostage":
-            options["shortlist"] = s.index_shortlist
+            options.update(shortlist=s.index_shortlist, subvectors=s.index_pq_subvectors,
+                           threads=s.index_threads)
         elif s.index_backend == "milvus" and s.milvus_uri:
             options["uri"] = s.milvus_uri
         # A field kit with an encrypted database keeps no plaintext index snapshot on disk
