@@ -31,8 +31,11 @@ class Settings(BaseSettings):
         description="Face score at or above which an enrolment is a duplicate (never created).",
     )
     dedup_review_threshold: float = Field(
-        default=0.45,
-        description="Face score at or above which an enrolment goes to an adjudicator.",
+        default=0.57,
+        description="Face score at or above which an enrolment goes to an adjudicator "
+        "(pairs without a finger compared). Default: face threshold at FPIR 1 % measured at "
+        "1.45 M people (docs/benchmarks-accuracy.md); the former 0.45 flagged 93 % of new "
+        "people's face-only searches there.",
     )
     dedup_candidates: int = Field(default=10, description="Candidates kept per 1:N search.")
     biographic_threshold: float = Field(

@@ -23,6 +23,16 @@ Protocol (ISO/IEC 19795-1 style 1:N, as NIST FRVT reports it):
   gallery's own review threshold (FPIR 1 % of its non-mated searches) and, for comparison,
   at the main run's (``..._at_main_threshold``: far lower than a 1.45 M gallery needs, so it
   counts the nearest strangers too).
+* ``large_gallery`` > 0 (e.g. 1,450,000, the production size) adds the *enrolment path* at
+  that size (``*_large`` figures, `_enrolment_large`): ``large_mated`` mated and
+  ``large_non_mated`` non-mated searches (siblings as above) against that many calibrated
+  faces in the ``index_kind`` index; top ``face_candidates`` (enrolment's
+  ``dedup_candidates``), then the minutiae second stage on the candidates enrolment would
+  match, fused with the shipped calibration and judged with the shipped thresholds. Fingers
+  are generated only for the probes and their candidates. No fingerprint pre-filter (not on
+  enrolment's path): the fused figures are a lower bound. Reports face and fused FNIR at FPIR
+  0.1 % / 1 % and their thresholds, FNIR / FPIR of the shipped thresholds, and the face-only
+  thresholds this gallery calls for (face threshold at FPIR 0.1 % / 1 %, rounded up to 0.01).
 * Speed is reported only as a ratio measured in the same run: the batched second stage
   against a pair-by-pair loop over the same comparisons.
 """
@@ -31,7 +41,9 @@ from __future__ import annotations
 
 import importlib
 import math
+import os
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,19 +53,28 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
+from sanad.abis.decision import Outcome, Thresholds, decide_fused, judge_pair
 from sanad.abis.finger_stage import (
     FingerDescriptorSpace,
     PreparedFingers,
     merge_candidates,
     second_stage,
 )
-from sanad.abis.fusion import FACE_BOUND, FINGER_BOUND, FusionCalibration, ScoreCalibration
+from sanad.abis.fusion import (
+    DEFAULT_CALIBRATION,
+    FACE_BOUND,
+    FINGER_BOUND,
+    FusionCalibration,
+    ScoreCalibration,
+    fuse,
+)
 from sanad.abis.index import INDEX_KINDS, make_index
 from sanad.bench import BenchmarkParamError, BenchResult
 from sanad.biometrics.finger.matcher import match, match_many, prepare
 from sanad.biometrics.finger.synthetic import SyntheticFingers
 from sanad.biometrics.finger.template import FingerPosition, MinutiaeArray
 from sanad.biometrics.synthetic import SyntheticPopulation
+from sanad.config import Settings
 
 F64 = npt.NDArray[np.float64]
 FPIR_POINTS = (0.001, 0.01)
@@ -221,6 +242,278 @@ def _ann_loss_large(
     return figures
 
 
+# --- large-gallery mode: the enrolment path at production size -------------------------------
+
+
+def shipped_thresholds() -> Thresholds:
+    """The decision thresholds a default install uses (`sanad.config.Settings` defaults)."""
+    fields = Settings.model_fields
+    return Thresholds(
+        face_match=float(fields["dedup_match_threshold"].default),
+        face_review=float(fields["dedup_review_threshold"].default),
+        fused_match=float(fields["dedup_fused_match_threshold"].default),
+        fused_review=float(fields["dedup_fused_review_threshold"].default),
+    )
+
+
+def ceil_2dp(x: float) -> float:
+    """``x`` rounded *up* to two decimals (a threshold never rounds towards more false hits)."""
+    return math.ceil(x * 100 - 1e-9) / 100
+
+
+class _LazyFingers:
+    """Fingers of the people a large run touches, generated on first use.
+
+    Every person's recorded exceptions (no finger at all, a missing finger) and captures come
+    from generators keyed by ``(seed, stream, identity)``: the same person gets the same
+    enrolment record whichever probes happen to need it, and the 1.45 M people nobody looks
+    at cost nothing. ``stream`` separates the enrolment capture from the probe's fresh one.
+    Prepared fingers (~40 kB each) are kept for the ``keep`` most recently used people only;
+    an evicted person is regenerated identically.
+    """
+
+    def __init__(
+        self, fingers: SyntheticFingers, positions: tuple[FingerPosition, ...], seed: int,
+        stream: int, missing_finger_rate: float, no_finger_rate: float, *, keep: int = 20_000,
+    ) -> None:
+        self._fingers = fingers
+        self._positions = positions
+        self._seed = seed
+        self._stream = stream
+        self._rates = (missing_finger_rate, no_finger_rate)
+        self._keep = keep
+        self._present: dict[int, tuple[FingerPosition, ...]] = {}
+        self._prepared: OrderedDict[int, PreparedFingers] = OrderedDict()
+        self.people: set[int] = set()  # everyone whose fingers were generated
+
+    def positions(self, identity: int) -> tuple[FingerPosition, ...]:
+        """The finger positions this person has on record (the exceptions drawn)."""
+        got = self._present.get(identity)
+        if got is None:
+            missing, none = self._rates
+            rng = np.random.default_rng((self._seed, self._stream, identity, 0))
+            got = ()
+            if rng.random() >= none:
+                got = tuple(p for p in self._positions if rng.random() >= missing)
+            self._present[identity] = got
+        return got
+
+    def prepared(self, identity: int) -> PreparedFingers:
+        """The person's captures, prepared for the matcher."""
+        got = self._prepared.get(identity)
+        if got is not None:
+            self._prepared.move_to_end(identity)
+            return got
+        rng = np.random.default_rng((self._seed, self._stream, identity, 1))
+        got = {
+            pos: prepare(self._fingers.capture(identity, int(pos), rng))
+            for pos in self.positions(identity)
+        }
+        self._prepared[identity] = got
+        self.people.add(identity)
+        if len(self._prepared) > self._keep:
+            self._prepared.popitem(last=False)
+        return got
+
+    def __len__(self) -> int:
+        """How many different people's fingers were generated."""
+        return len(self.people)
+
+
+def _reachable(face: float, shared: int, t: Thresholds) -> bool:
+    """Enrolment's gate (`sanad.registry.enrolment._reachable`): a pair goes through the
+    matcher only if its face evidence plus ``shared`` maximal fingers could reach the fused
+    review threshold; the others are judged on the face alone."""
+    return shared > 0 and (
+        DEFAULT_CALIBRATION.face.llr(face) + FINGER_BOUND * shared >= t.fused_review
+    )
+
+
+@dataclass
+class _LargeRun:
+    figures: dict[str, float]
+    notes: dict[str, str]
+    curves: dict[str, tuple[F64, F64]]
+
+
+def _enrolment_large(
+    face_pop: Any, finger_gen: SyntheticFingers, *, size: int, mated: int, non_mated: int,
+    sibling_rate: float, seed: int, index_kind: str, k: int,
+    positions: tuple[FingerPosition, ...], missing_finger_rate: float, no_finger_rate: float,
+) -> _LargeRun:
+    """Face + finger 1:N accuracy on a gallery of ``size``, along enrolment's path.
+
+    Gallery: ``size`` calibrated faces (siblings held back as in `_split`) in the ``index_kind``
+    index. Each search: the index's top ``k`` (enrolment's ``dedup_candidates``), then the
+    minutiae second stage on the candidates enrolment would match (`_reachable`), fused with
+    the shipped `DEFAULT_CALIBRATION` and judged by `decide_fused` with the shipped thresholds.
+    Fingers are generated only for probes and the candidates they return. There is no
+    fingerprint pre-filter on this path: candidates come from the face only.
+    """
+    t = shipped_thresholds()
+    cpu0, wall0, load0 = time.process_time(), time.perf_counter(), os.getloadavg()
+    gallery_ids, non_mated_ids, n_siblings = _split(face_pop, size, non_mated, sibling_rate)
+    rng = np.random.default_rng((seed, 19))
+    faces = face_pop.captures(gallery_ids, rng)
+    mates = np.sort(rng.choice(size, size=mated, replace=False)).astype(np.int64)
+    probe_ids = np.concatenate([gallery_ids[mates], non_mated_ids])
+    probe_faces = np.ascontiguousarray(face_pop.captures(probe_ids, rng), dtype=np.float32)
+    index = make_index(index_kind, faces.shape[1])
+    index.add(np.arange(size, dtype=np.int64), faces)
+    del faces
+    build_s = time.perf_counter() - wall0
+    t0 = time.perf_counter()
+    scores, ids = index.search(probe_faces, k)
+    search_s = time.perf_counter() - t0
+    del index
+
+    enrolled = _LazyFingers(finger_gen, positions, seed, 23, missing_finger_rate, no_finger_rate)
+    fresh = _LazyFingers(finger_gen, positions, seed, 29, missing_finger_rate, no_finger_rate)
+    m = probe_ids.size
+    face_mate = np.full(mated, _NOTHING)
+    fused_mate = np.full(mated, _NOTHING)
+    face_max = np.full(non_mated, _NOTHING)
+    fused_max = np.full(non_mated, _NOTHING)
+    mate_outcome: list[Outcome] = []
+    mate_rule: list[str | None] = []
+    nonmated_outcome: list[Outcome] = []
+    nonmated_by_face_rule = 0  # non-mated searches flagged by a pair without fingers
+    comparisons = 0
+    t0 = time.perf_counter()
+    for r in range(m):
+        identity = int(probe_ids[r])
+        mine = fresh.positions(identity)
+        pairs = [
+            (int(g), float(s)) for g, s in zip(ids[r].tolist(), scores[r].tolist(), strict=True)
+            if g >= 0
+        ]
+        lookups: dict[int, PreparedFingers] = {}
+        for g, face in pairs:
+            theirs = enrolled.positions(int(gallery_ids[g]))
+            if _reachable(face, len(set(mine) & set(theirs)), t):
+                lookups[g] = enrolled.prepared(int(gallery_ids[g]))
+        compared = {}
+        if lookups:
+            compared = {
+                res.gallery_id: res.comparison
+                for res in second_stage(list(lookups), fresh.prepared(identity), lookups.get)
+            }
+            comparisons += sum(c.compared for c in compared.values())
+        fused = [(g, face, fuse(face, compared.get(g), DEFAULT_CALIBRATION)) for g, face in pairs]
+        decision = decide_fused(fused, t, limit=k)
+        if r < mated:
+            mate = int(mates[r])
+            hit = [(face, f) for g, face, f in fused if g == mate]
+            if hit:
+                face_mate[r], fused_mate[r] = hit[0][0], hit[0][1].llr
+                outcome, rule = judge_pair(hit[0][0], hit[0][1], t)
+                mate_outcome.append(outcome)
+                mate_rule.append(rule)
+            else:
+                mate_outcome.append(Outcome.NO_MATCH)
+                mate_rule.append(None)
+        else:
+            j = r - mated
+            face_max[j] = max((face for _, face, _ in fused), default=_NOTHING)
+            fused_max[j] = max((f.llr for _, _, f in fused), default=_NOTHING)
+            nonmated_outcome.append(decision.outcome)
+            nonmated_by_face_rule += any(c.rule == "face" for c in decision.candidates)
+    stage_s = time.perf_counter() - t0
+
+    figures: dict[str, float] = {"large_gallery": float(size)}
+    thresholds: dict[str, float] = {}
+    curves: dict[str, tuple[F64, F64]] = {}
+    for name, mate_s, nm in (("face", face_mate, face_max), ("fused", fused_mate, fused_max)):
+        for fpir in FPIR_POINTS:
+            fnir, thr = fnir_at(mate_s, nm, fpir)
+            key = f"{fpir:g}".replace(".", "_")
+            figures[f"fnir_at_fpir_{key}_{name}_large"] = fnir
+            thresholds[f"{name}_threshold_at_fpir_{key}_large"] = thr
+        curves[f"{name} (n={size:,})"] = det_points(mate_s, nm)
+    figures.update({key: v for key, v in thresholds.items() if math.isfinite(v)})
+    figures["mate_in_candidates_large"] = float(np.mean(np.isfinite(face_mate)))
+
+    # What the product as configured decides: pairs with a finger compared by the fused
+    # thresholds, the others by the face thresholds (`judge_pair`).
+    severity = {Outcome.NO_MATCH: 0, Outcome.ADJUDICATE: 1, Outcome.DUPLICATE: 2}
+    mate_sev = np.array([severity[o] for o in mate_outcome])
+    nm_sev = np.array([severity[o] for o in nonmated_outcome])
+    figures["fnir_shipped_duplicate_large"] = float(np.mean(mate_sev < 2))
+    figures["fnir_shipped_review_large"] = float(np.mean(mate_sev < 1))
+    figures["fpir_shipped_duplicate_large"] = float(np.mean(nm_sev >= 2))
+    figures["fpir_shipped_review_large"] = float(np.mean(nm_sev >= 1))
+    figures["mate_pairs_face_rule_large"] = float(sum(r == "face" for r in mate_rule))
+    figures["fpir_shipped_review_by_face_rule_large"] = nonmated_by_face_rule / non_mated
+    # Face-only pairs at the shipped face thresholds (a population without fingers).
+    for label, value in (("duplicate", t.face_match), ("review", t.face_review)):
+        thr = float(np.float32(value))
+        figures[f"fnir_face_shipped_{label}_large"] = float(np.mean(~(face_mate >= thr)))
+        figures[f"fpir_face_shipped_{label}_large"] = float(np.mean(face_max >= thr))
+    # Recommended face-only thresholds at this gallery size: the face thresholds at FPIR
+    # 0.1 % (duplicate) and 1 % (review), rounded up to two decimals.
+    recommended = {}
+    for label, key in (("duplicate", "0_001"), ("review", "0_01")):
+        thr = thresholds[f"face_threshold_at_fpir_{key}_large"]
+        if math.isfinite(thr):
+            rec = ceil_2dp(thr)
+            recommended[label] = rec
+            figures[f"recommended_face_{label}_threshold_large"] = rec
+            figures[f"fnir_face_at_recommended_{label}_large"] = float(
+                np.mean(~(face_mate >= rec))
+            )
+            figures[f"fpir_face_at_recommended_{label}_large"] = float(np.mean(face_max >= rec))
+    cpu_s = time.process_time() - cpu0
+    wall_s = time.perf_counter() - wall0
+    load1 = os.getloadavg()
+    figures["large_cpu_s"] = cpu_s
+    figures["large_wall_s"] = wall_s
+    figures["large_finger_comparisons"] = float(comparisons)
+
+    def rec_text() -> str:
+        if len(recommended) < 2:
+            return "not enough non-mated searches to set them"
+        return (f"duplicate >= {recommended['duplicate']:.2f}, review >= "
+                f"{recommended['review']:.2f}")
+
+    notes = {
+        "large_gallery": (
+            f"enrolment path at n={size:,}: {index_kind} index, top {k} face candidates "
+            f"(dedup_candidates), minutiae second stage on the candidates enrolment matches "
+            f"(face LLR + {FINGER_BOUND:g} per shared finger must reach the fused review "
+            f"threshold), fused with the shipped DEFAULT_CALIBRATION, judged by decide_fused; "
+            f"{mated} mated + {non_mated} non-mated searches ({n_siblings} siblings of a "
+            f"gallery member); fingers {','.join(str(int(p)) for p in positions)} generated "
+            f"only for the {m} probes and the {len(enrolled)} gallery people matched "
+            f"({comparisons} finger comparisons), exceptions as the main run "
+            f"(missing {missing_finger_rate:g} per finger, none {no_finger_rate:g} per person)"
+        ),
+        "large_no_prefilter": (
+            "the fingerprint pre-filter is NOT on this path (enrolment today takes candidates "
+            "from the face search only): a mate the face search does not return in its top "
+            f"{k} is missed whatever the fingers say, so the fused figures are a conservative "
+            "lower bound on what face + pre-filter candidates would give; no finger-only "
+            "figure at this size"
+        ),
+        "large_shipped_thresholds": (
+            f"face {t.face_match:g} / {t.face_review:g} (match / review, pairs without a "
+            f"finger compared); fused LLR {t.fused_match:g} / {t.fused_review:g} (pairs with "
+            "one); *_shipped_* = the product's decision, *_face_shipped_* = the face "
+            "thresholds on face scores alone (a population without fingers)"
+        ),
+        "large_recommended_face_thresholds": (
+            f"{rec_text()} (rule: face cosine threshold at FPIR 0.1 % for duplicate and 1 % "
+            f"for review over this run's non-mated searches, rounded up to 0.01)"
+        ),
+        "large_cost": (
+            f"{wall_s:.0f} s wall, {cpu_s:.0f} s CPU (this process, all threads); gallery "
+            f"+ index {build_s:.0f} s, {m} searches {search_s:.1f} s, fingers + second stage "
+            f"{stage_s:.0f} s; load average (1/5/15 min) {load0[0]:.2f}/{load0[1]:.2f}/"
+            f"{load0[2]:.2f} at start, {load1[0]:.2f}/{load1[1]:.2f}/{load1[2]:.2f} at end"
+        ),
+    }
+    return _LargeRun(figures, notes, curves)
+
+
 def _top(scores: npt.NDArray[np.float32], k: int) -> tuple[npt.NDArray[np.int64], F64]:
     kk = min(k, scores.shape[1])
     idx = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
@@ -243,6 +536,9 @@ def run_accuracy(
     face_noise: float = 0.0,
     index_kind: str = "auto",
     ann_gallery: int = 0,
+    large_gallery: int = 0,
+    large_mated: int = 1000,
+    large_non_mated: int = 5000,
     fit_calibration: bool = True,
     plot_dir: str = "bench/results",
 ) -> BenchResult:
@@ -253,6 +549,12 @@ def run_accuracy(
         raise BenchmarkParamError("candidate counts must be at least 1")
     if ann_gallery < 0 or 0 < ann_gallery < mated:
         raise BenchmarkParamError("ann_gallery must be 0 (off) or at least mated")
+    if large_mated < 1 or large_non_mated < 10:
+        raise BenchmarkParamError("need large_mated >= 1 and large_non_mated >= 10")
+    if large_gallery < 0 or 0 < large_gallery < max(large_mated, face_candidates, 1000):
+        raise BenchmarkParamError(
+            "large_gallery must be 0 (off) or at least 1000, large_mated and face_candidates"
+        )
     if not (0 <= missing_finger_rate < 1 and 0 <= no_finger_rate < 1 and 0 <= sibling_rate <= 1):
         raise BenchmarkParamError("missing rates must be in [0, 1)")
     try:
@@ -343,8 +645,6 @@ def run_accuracy(
             finger=ScoreCalibration.fit(genuine_finger, imp_finger, bound=FINGER_BOUND),
         )
     else:
-        from sanad.abis.fusion import DEFAULT_CALIBRATION
-
         calibration = DEFAULT_CALIBRATION
 
     # --- per-search scores for the three pipelines ------------------------------------------
@@ -417,6 +717,15 @@ def run_accuracy(
                 k=face_candidates, main_threshold=review_t,
             )
         )
+    large: _LargeRun | None = None
+    if large_gallery:
+        large = _enrolment_large(
+            face_pop, finger_gen, size=large_gallery, mated=large_mated,
+            non_mated=large_non_mated, sibling_rate=sibling_rate, seed=seed,
+            index_kind=index_kind, k=face_candidates, positions=positions,
+            missing_finger_rate=missing_finger_rate, no_finger_rate=no_finger_rate,
+        )
+        figures.update(large.figures)
     figures["prefilter_mate_hit_rate"] = float(prefilter_hit)
     figures["prefilter_penetration"] = finger_candidates / n
 
@@ -468,6 +777,10 @@ def run_accuracy(
 
     plot = Path(plot_dir) / f"accuracy-det-n{n}-seed{seed}.png"
     _save_det(curves, plot, f"sanad 1:N, n={n}, {len(positions)} finger(s)")
+    large_plot = Path(plot_dir) / f"accuracy-det-large{large_gallery}-seed{seed}.png"
+    if large is not None:
+        _save_det(large.curves, large_plot,
+                  f"sanad enrolment path, n={large_gallery:,}, face candidates only")
 
     notes = {
         "face_generator": face_note,
@@ -498,7 +811,8 @@ def run_accuracy(
             f"{thresholds['face_threshold_at_fpir_0_001']:.3g} / "
             f"{thresholds['face_threshold_at_fpir_0_01']:.3g}"
         ),
-        "det_curve": str(plot),
+        "det_curve": str(plot) + (f"; large gallery: {large_plot}" if large else ""),
+        **(large.notes if large is not None else {}),
         "method": f"{mated} mated + {non_mated} non-mated searches against {n}; face top "
         f"{face_candidates}, finger pre-filter top {finger_candidates}; "
         f"{comparisons} finger comparisons in {stage_s:.1f} s; setup {setup_s:.1f} s",
@@ -511,7 +825,8 @@ def run_accuracy(
             "missing_finger_rate": missing_finger_rate, "no_finger_rate": no_finger_rate,
             "sibling_rate": sibling_rate,
             "face_generator": face_generator, "face_noise": face_noise, "index_kind": index_kind,
-            "ann_gallery": ann_gallery,
+            "ann_gallery": ann_gallery, "large_gallery": large_gallery,
+            "large_mated": large_mated, "large_non_mated": large_non_mated,
             "fit_calibration": fit_calibration, "plot_dir": plot_dir,
         },
         figures=figures,

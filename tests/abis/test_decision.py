@@ -10,10 +10,11 @@ from sanad.abis.index import INDEX_KINDS, make_index
 from sanad.biometrics.synthetic import FACE_DIM, SyntheticPopulation
 from sanad.config import Settings
 
-# The shipped defaults (0.60 / 0.45): the tests hold for what a default install decides.
+# The shipped defaults: the tests hold for what a default install decides.
 MATCH = Settings.model_fields["dedup_match_threshold"].default
 REVIEW = Settings.model_fields["dedup_review_threshold"].default
 T = {"match_threshold": MATCH, "review_threshold": REVIEW}
+BAND = (MATCH + REVIEW) / 2  # a score in the review band
 
 
 def row(*pairs: tuple[int, float]) -> tuple[np.ndarray, np.ndarray]:
@@ -47,7 +48,7 @@ def test_thresholds(best: float, outcome: Outcome) -> None:
 
 
 def test_candidates_are_those_above_review_best_first() -> None:
-    scores, ids = row((1, 0.50), (2, 0.72), (3, 0.30), (4, 0.61))
+    scores, ids = row((1, BAND), (2, 0.72), (3, 0.30), (4, MATCH + 0.01))
     decision = decide(scores, ids, **T)
     assert decision.outcome is Outcome.DUPLICATE
     assert [c.gallery_id for c in decision.candidates] == [2, 4, 1]
@@ -63,7 +64,7 @@ def test_no_match_keeps_best_score_but_no_candidates() -> None:
 
 
 def test_padding_is_ignored() -> None:
-    scores = np.array([0.5, -np.inf, -np.inf], dtype=np.float32)
+    scores = np.array([BAND, -np.inf, -np.inf], dtype=np.float32)
     ids = np.array([3, -1, -1])
     decision = decide(scores, ids, **T)
     assert [c.gallery_id for c in decision.candidates] == [3]

@@ -87,20 +87,26 @@ def test_same_person_twice_in_one_submission_is_caught(
 def test_borderline_score_opens_an_adjudication_case(
     client: TestClient, admin_headers: dict[str, str], registry: Registry
 ) -> None:
+    import base64
+
+    from sanad.abis.templates import decode_template, encode_template
+    from sanad.biometrics.synthetic import FACE_DIM
+
     rng = np.random.default_rng(4)
-    first = client.post("/households", json=factories.household([40], rng),
-                        headers=admin_headers)
+    first_payload = factories.household([40], rng)
+    first = client.post("/households", json=first_payload, headers=admin_headers)
     assert first.status_code == 201
-    # A probe whose cosine with identity 40's capture lies between the two thresholds.
-    anchor = factories.POPULATION.identity_template(40).astype(np.float64)
+    # A probe whose cosine with identity 40's capture lies midway between the two thresholds.
+    t = registry.settings
+    cos = (t.dedup_review_threshold + t.dedup_match_threshold) / 2
+    enrolled = base64.b64decode(first_payload["members"][0]["face"]["template"])
+    anchor = decode_template(enrolled, FACE_DIM).astype(np.float64)
+    anchor /= np.linalg.norm(anchor)
     other = factories.POPULATION.identity_template(41).astype(np.float64)
     other -= other.dot(anchor) * anchor
     other /= np.linalg.norm(other)
-    probe = 0.55 * anchor + np.sqrt(1 - 0.55**2) * other
+    probe = cos * anchor + np.sqrt(1 - cos**2) * other
     payload = factories.household([41], rng)
-    import base64
-
-    from sanad.abis.templates import encode_template
 
     payload["members"][0]["face"]["template"] = base64.b64encode(
         encode_template(probe.astype(np.float32))

@@ -137,6 +137,11 @@ def test_death_head_change_and_reversal_keep_one_head(
     assert sum(m["relationship_to_head"] == "head" for m in members) == 1
 
 
+def _review_band(registry: Registry) -> tuple[float, float]:
+    """The face review and match thresholds the app under test decides with."""
+    return registry.settings.dedup_review_threshold, registry.settings.dedup_match_threshold
+
+
 def _borderline(enrolled_b64: str, other_id: int, cos: float) -> str:
     """A template whose cosine with the enrolled one is exactly `cos` (the review band)."""
     from sanad.abis.templates import decode_template
@@ -152,13 +157,14 @@ def _borderline(enrolled_b64: str, other_id: int, cos: float) -> str:
 
 
 def test_adjudication_api_lists_shows_and_decides(
-    client: TestClient, admin_headers: dict[str, str]
+    client: TestClient, admin_headers: dict[str, str], registry: Registry
 ) -> None:
     first_payload = factories.household([140], np.random.default_rng(7))
     first = client.post("/households", json=first_payload, headers=admin_headers).json()
     payload = factories.household([141], np.random.default_rng(8))
+    review, match = _review_band(registry)
     payload["members"][0]["face"]["template"] = _borderline(
-        first_payload["members"][0]["face"]["template"], 141, 0.52)
+        first_payload["members"][0]["face"]["template"], 141, (review + match) / 2)
     second = client.post("/households", json=payload, headers=admin_headers).json()
     assert second["outcome"] == "adjudicate"
     queue = client.get("/adjudication/cases", headers=admin_headers).json()
@@ -166,7 +172,7 @@ def test_adjudication_api_lists_shows_and_decides(
     case = client.get(f"/adjudication/cases/{queue[0]['id']}", headers=admin_headers).json()
     cand = case["candidates"][0]
     assert cand["person_id"] == first["members"][0]["person_id"]
-    assert 0.45 <= cand["score"] < 0.6
+    assert review <= cand["score"] < match
     no_reason = client.post(f"/adjudication/cases/{case['id']}/decision",
                             json={"verdict": "different_person", "reason": ""},
                             headers=admin_headers)

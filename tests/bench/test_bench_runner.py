@@ -16,6 +16,7 @@ from sanad.bench.runner import (
     _write_record,
     run_benchmark,
 )
+from sanad.config import Settings
 
 TINY = {"n": 2000, "probes": 50, "repeats": 1}
 FIGURES = {
@@ -42,7 +43,8 @@ def test_dedup_reports_the_named_figures(tiny_run: tuple[BenchResult, Path]) -> 
     f = result.figures
     assert f["mate_rank1_rate"] >= 0.99
     assert f["true_match_rate"] >= 0.99
-    # 50 strangers x 2000 gallery entries: P(impostor >= 0.60) ~ 1e-12 per pair.
+    # 50 strangers x 2000 gallery entries: P(impostor >= 0.60) ~ 1e-12 per pair (the match
+    # threshold is at least that).
     assert f["false_match_rate"] == 0.0
     assert f["backend_rank1_agreement"] == 1.0
     assert f["exact_probe_per_s"] > 0 and f["faiss_flat_probe_per_s"] > 0
@@ -50,8 +52,10 @@ def test_dedup_reports_the_named_figures(tiny_run: tuple[BenchResult, Path]) -> 
         f["faiss_flat_probe_per_s"] / f["exact_probe_per_s"]
     )
     assert result.params["n"] == 2000 and result.params["seed"] == 0
-    assert result.params["match_threshold"] == 0.60
-    assert result.params["review_threshold"] == 0.45
+    # The benchmark measures what a default install decides: the config's defaults.
+    fields = Settings.model_fields
+    assert result.params["match_threshold"] == fields["dedup_match_threshold"].default
+    assert result.params["review_threshold"] == fields["dedup_review_threshold"].default
 
 
 def test_dedup_writes_a_result_file(tiny_run: tuple[BenchResult, Path]) -> None:

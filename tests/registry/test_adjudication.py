@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from sanad.abis.templates import decode_template, encode_template
+from sanad.biometrics.synthetic import FACE_DIM
 from sanad.registry.adjudication import (
     CaseClosed,
     SecondAdjudicatorRequired,
@@ -100,9 +101,17 @@ def test_overriding_a_match_needs_a_second_adjudicator(registry: Registry) -> No
     assert sorted(events) == ["adjudication.decided", "household.enrolled", "household.enrolled"]
 
 
-def _borderline_payload(registry: Registry, identity: int, rng: np.random.Generator,
-                        cosine: float = 0.55) -> dict[str, Any]:
-    anchor = factories.POPULATION.identity_template(identity).astype(np.float64)
+def _borderline_payload(registry: Registry, enrolled: dict[str, Any], identity: int,
+                        rng: np.random.Generator, where: float = 0.5) -> dict[str, Any]:
+    """A new person whose face scores inside the configured review band against the head of
+    ``enrolled`` (``where`` of the way from the review threshold to the match threshold)."""
+    t = registry.settings
+    cosine = t.dedup_review_threshold + where * (
+        t.dedup_match_threshold - t.dedup_review_threshold
+    )
+    head = base64.b64decode(enrolled["members"][0]["face"]["template"])
+    anchor = decode_template(head, FACE_DIM).astype(np.float64)
+    anchor /= np.linalg.norm(anchor)
     other = factories.POPULATION.identity_template(identity + 1000).astype(np.float64)
     other -= other.dot(anchor) * anchor
     other /= np.linalg.norm(other)
@@ -116,8 +125,9 @@ def _borderline_payload(registry: Registry, identity: int, rng: np.random.Genera
 
 def test_same_person_links_and_moves_the_captures(registry: Registry) -> None:
     rng = np.random.default_rng(2)
-    first = _enrol(registry, factories.household([8], rng))
-    result = _enrol(registry, _borderline_payload(registry, 8, rng))
+    first_payload = factories.household([8], rng)
+    first = _enrol(registry, first_payload)
+    result = _enrol(registry, _borderline_payload(registry, first_payload, 8, rng))
     assert result.outcome == "adjudicate"
     case = _only_case(registry)
     assert case.kind == "biometric"
@@ -184,10 +194,11 @@ def test_missing_fingers_are_recorded_per_finger(registry: Registry) -> None:
 
 def test_queue_lists_open_cases_oldest_first(registry: Registry) -> None:
     rng = np.random.default_rng(5)
-    _enrol(registry, factories.household([12], rng))
-    _enrol(registry, factories.household([13], rng))
-    _enrol(registry, _borderline_payload(registry, 12, rng))
-    _enrol(registry, _borderline_payload(registry, 13, rng, cosine=0.6))
+    first_12, first_13 = factories.household([12], rng), factories.household([13], rng)
+    _enrol(registry, first_12)
+    _enrol(registry, first_13)
+    _enrol(registry, _borderline_payload(registry, first_12, 12, rng, where=0.3))
+    _enrol(registry, _borderline_payload(registry, first_13, 13, rng, where=0.7))
     with transaction(registry.sessions) as s:
         cases = list_cases(s, actor="adj-1")
     assert len(cases) == 2
@@ -199,8 +210,9 @@ def test_a_judged_pair_does_not_come_back_unless_a_record_changes(registry: Regi
     from sanad.registry.enrolment import recheck_person
 
     rng = np.random.default_rng(6)
-    first = _enrol(registry, factories.household([14], rng))
-    second = _enrol(registry, _borderline_payload(registry, 14, rng))
+    first_payload = factories.household([14], rng)
+    first = _enrol(registry, first_payload)
+    second = _enrol(registry, _borderline_payload(registry, first_payload, 14, rng))
     case = _only_case(registry)
     _decide(registry, case.id, Verdict.DIFFERENT_PERSON, "adj-1")
     new_id, old_id = second.members[0].person_id, first.members[0].person_id
