@@ -208,7 +208,7 @@ def _split(
 
 def _ann_loss_large(
     face_pop: Any, *, size: int, mated: int, non_mated: int, sibling_rate: float, seed: int,
-    index_kind: str, k: int, main_threshold: float,
+    index_kind: str, k: int, main_threshold: float, index_options: dict[str, Any],
 ) -> dict[str, float]:
     """``ann_loss_rate`` face-only on a gallery of ``size`` (see the module docstring)."""
     gallery_ids, non_mated_ids, _ = _split(face_pop, size, non_mated, sibling_rate)
@@ -220,7 +220,7 @@ def _ann_loss_large(
     ).astype(np.float32)
     # FAISS's blocked BLAS search: exact, and far lighter than a (probes x gallery) matrix.
     exact_s, exact_i = faiss.knn(probes, faces, k, metric=faiss.METRIC_INNER_PRODUCT)
-    index = make_index(index_kind, faces.shape[1])
+    index = make_index(index_kind, faces.shape[1], **index_options)
     index.add(np.arange(size, dtype=np.int64), faces)
     del faces
     _, ann_ids = index.search(probes, k)
@@ -338,7 +338,7 @@ class _LargeRun:
 
 def _enrolment_large(
     face_pop: Any, finger_gen: SyntheticFingers, *, size: int, mated: int, non_mated: int,
-    sibling_rate: float, seed: int, index_kind: str, k: int,
+    sibling_rate: float, seed: int, index_kind: str, k: int, index_options: dict[str, Any],
     positions: tuple[FingerPosition, ...], missing_finger_rate: float, no_finger_rate: float,
 ) -> _LargeRun:
     """Face + finger 1:N accuracy on a gallery of ``size``, along enrolment's path.
@@ -358,7 +358,7 @@ def _enrolment_large(
     mates = np.sort(rng.choice(size, size=mated, replace=False)).astype(np.int64)
     probe_ids = np.concatenate([gallery_ids[mates], non_mated_ids])
     probe_faces = np.ascontiguousarray(face_pop.captures(probe_ids, rng), dtype=np.float32)
-    index = make_index(index_kind, faces.shape[1])
+    index = make_index(index_kind, faces.shape[1], **index_options)
     index.add(np.arange(size, dtype=np.int64), faces)
     del faces
     build_s = time.perf_counter() - wall0
@@ -536,6 +536,9 @@ def run_accuracy(
     face_noise: float = 0.0,
     index_kind: str = "auto",
     ann_gallery: int = 0,
+    ann_mated: int = 0,
+    ann_non_mated: int = 0,
+    index_subvectors: int = 0,
     large_gallery: int = 0,
     large_mated: int = 1000,
     large_non_mated: int = 5000,
@@ -547,8 +550,14 @@ def run_accuracy(
         raise BenchmarkParamError("need n >= 10, 1 <= mated <= n and non_mated >= 10")
     if face_candidates < 1 or finger_candidates < 1:
         raise BenchmarkParamError("candidate counts must be at least 1")
-    if ann_gallery < 0 or 0 < ann_gallery < mated:
-        raise BenchmarkParamError("ann_gallery must be 0 (off) or at least mated")
+    ann_mated, ann_non_mated = ann_mated or mated, ann_non_mated or non_mated
+    if ann_gallery < 0 or 0 < ann_gallery < ann_mated or ann_mated < 1 or ann_non_mated < 10:
+        raise BenchmarkParamError(
+            "ann_gallery must be 0 (off) or at least ann_mated (default: mated); "
+            "ann_mated >= 1, ann_non_mated >= 10"
+        )
+    if index_subvectors < 0:
+        raise BenchmarkParamError("index_subvectors must be 0 (the index's default) or more")
     if large_mated < 1 or large_non_mated < 10:
         raise BenchmarkParamError("need large_mated >= 1 and large_non_mated >= 10")
     if large_gallery < 0 or 0 < large_gallery < max(large_mated, face_candidates, 1000):
@@ -567,6 +576,10 @@ def run_accuracy(
         index_kind = "twostage" if "twostage" in INDEX_KINDS else "faiss-flat"
     elif index_kind not in INDEX_KINDS:
         raise BenchmarkParamError(f"index_kind must be auto or one of {', '.join(INDEX_KINDS)}")
+    # The twostage index's PQ sub-vectors (SANAD_INDEX_PQ_SUBVECTORS); other kinds take none.
+    index_options: dict[str, Any] = (
+        {"subvectors": index_subvectors} if index_kind == "twostage" and index_subvectors else {}
+    )
 
     face_pop, face_note = _face_population(seed, face_generator, face_noise)
     finger_gen = SyntheticFingers(seed)
@@ -585,7 +598,7 @@ def run_accuracy(
     # --- face: exact search (the reference) and the ANN index -----------------------------
     face_scores = probes.faces @ gallery.faces.T  # (m, n), small enough at bench sizes
     face_idx, face_top = _top(face_scores, face_candidates)
-    ann = make_index(index_kind, gallery.faces.shape[1])
+    ann = make_index(index_kind, gallery.faces.shape[1], **index_options)
     ann.add(np.arange(n, dtype=np.int64), gallery.faces)
     _, ann_ids = ann.search(probes.faces, face_candidates)
 
@@ -712,9 +725,9 @@ def run_accuracy(
     if ann_gallery:
         figures.update(
             _ann_loss_large(
-                face_pop, size=ann_gallery, mated=mated, non_mated=non_mated,
+                face_pop, size=ann_gallery, mated=ann_mated, non_mated=ann_non_mated,
                 sibling_rate=sibling_rate, seed=seed, index_kind=index_kind,
-                k=face_candidates, main_threshold=review_t,
+                k=face_candidates, main_threshold=review_t, index_options=index_options,
             )
         )
     large: _LargeRun | None = None
@@ -722,7 +735,8 @@ def run_accuracy(
         large = _enrolment_large(
             face_pop, finger_gen, size=large_gallery, mated=large_mated,
             non_mated=large_non_mated, sibling_rate=sibling_rate, seed=seed,
-            index_kind=index_kind, k=face_candidates, positions=positions,
+            index_kind=index_kind, k=face_candidates, index_options=index_options,
+            positions=positions,
             missing_finger_rate=missing_finger_rate, no_finger_rate=no_finger_rate,
         )
         figures.update(large.figures)
@@ -825,7 +839,9 @@ def run_accuracy(
             "missing_finger_rate": missing_finger_rate, "no_finger_rate": no_finger_rate,
             "sibling_rate": sibling_rate,
             "face_generator": face_generator, "face_noise": face_noise, "index_kind": index_kind,
-            "ann_gallery": ann_gallery, "large_gallery": large_gallery,
+            "ann_gallery": ann_gallery, "ann_mated": ann_mated,
+            "ann_non_mated": ann_non_mated, "index_subvectors": index_subvectors,
+            "large_gallery": large_gallery,
             "large_mated": large_mated, "large_non_mated": large_non_mated,
             "fit_calibration": fit_calibration, "plot_dir": plot_dir,
         },

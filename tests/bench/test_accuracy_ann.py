@@ -12,7 +12,7 @@ from sanad.bench.runner import run_benchmark
 from sanad.biometrics.synthetic import CalibratedPopulation
 
 LARGE = {"size": 4000, "mated": 100, "non_mated": 200, "sibling_rate": 0.5, "seed": 0,
-         "k": 10, "main_threshold": 0.35}
+         "k": 10, "main_threshold": 0.35, "index_options": {}}
 
 
 def test_an_exact_index_loses_nothing_and_the_twostage_one_is_counted() -> None:
@@ -35,6 +35,27 @@ def test_an_exact_index_loses_nothing_and_the_twostage_one_is_counted() -> None:
     assert two["ann_loss_rate_large_at_main_threshold"] > 0.0
 
 
+def test_finer_stage_one_codes_lose_fewer_pairs() -> None:
+    """``index_subvectors=64`` (SANAD_INDEX_PQ_SUBVECTORS): at the deliberately low threshold,
+    where the 4-bit scan's errors show, 32-byte codes keep more of exact search's pairs."""
+    pop = CalibratedPopulation(0)
+    coarse = _ann_loss_large(pop, index_kind="twostage", **{**LARGE, "index_options": {}})
+    fine = _ann_loss_large(pop, index_kind="twostage",
+                           **{**LARGE, "index_options": {"subvectors": 64}})
+    assert fine["ann_exact_matches_large"] == coarse["ann_exact_matches_large"]
+    assert (fine["ann_loss_rate_large_at_main_threshold"]
+            < coarse["ann_loss_rate_large_at_main_threshold"])
+
+
+def test_the_large_sample_has_its_own_size_and_index_options(tmp_path: Path) -> None:
+    params = {"n": 40, "mated": 10, "non_mated": 20, "plot_dir": str(tmp_path),
+              "face_candidates": 3, "finger_candidates": 3, "ann_gallery": 2000,
+              "ann_mated": 60, "ann_non_mated": 100, "index_subvectors": 64}
+    result = run_benchmark("accuracy", params=params, json_output=True, results_dir=tmp_path)
+    assert result.figures["ann_exact_matches_large"] >= 60  # the 60 mates at least
+    assert result.params["ann_mated"] == 60 and result.params["index_subvectors"] == 64
+
+
 def test_the_benchmark_reports_the_large_figures(tmp_path: Path) -> None:
     params = {"n": 40, "mated": 10, "non_mated": 20, "plot_dir": str(tmp_path),
               "face_candidates": 3, "finger_candidates": 3, "ann_gallery": 2000}
@@ -46,9 +67,11 @@ def test_the_benchmark_reports_the_large_figures(tmp_path: Path) -> None:
     assert "gallery 2000" in result.notes["ann_index"]
 
 
-@pytest.mark.parametrize("size", [-1, 5])
-def test_bad_ann_gallery(tmp_path: Path, size: int) -> None:
-    params = {"n": 40, "mated": 10, "non_mated": 20, "plot_dir": str(tmp_path),
-              "ann_gallery": size}
+@pytest.mark.parametrize("bad", [{"ann_gallery": -1}, {"ann_gallery": 5},
+                                 {"ann_gallery": 100, "ann_mated": 200},
+                                 {"ann_gallery": 100, "ann_non_mated": 5},
+                                 {"index_subvectors": -1}])
+def test_bad_ann_gallery(tmp_path: Path, bad: dict[str, int]) -> None:
+    params = {"n": 40, "mated": 10, "non_mated": 20, "plot_dir": str(tmp_path), **bad}
     with pytest.raises(BenchmarkParamError):
         run_benchmark("accuracy", params=params, json_output=True, results_dir=tmp_path)
