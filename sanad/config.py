@@ -240,13 +240,7 @@ class Settings(BaseSettings):
     index_threads: int = Field(
         default=0, ge=0,
         description="twostage index: OpenMP threads of a batched scan (0: FAISS's default, one "
-        "per core).",
-    )
-    index_probe_threads: int = Field(
-        default=1, ge=1, le=64,
-        description="twostage index: OpenMP threads of a scan for one to four probes (an "
-        "enrolment). 1 keeps a probe's latency steady on a busy machine; 2 halves it on an "
-        "idle one (docs/abis.md §6).",
+        "per core); single probes always scan on one thread.",
     )
     milvus_uri: str | None = Field(
         default=None,

@@ -108,7 +108,7 @@ class TwoStageIndex:
 
     def __init__(
         self, dim: int, *, shortlist: int = DEFAULT_SHORTLIST, subvectors: int = 0,
-        threads: int = 0, probe_threads: int = 1,
+        threads: int = 0,
     ) -> None:
         if dim < 1:
             raise ValueError("dim must be positive")
@@ -118,12 +118,8 @@ class TwoStageIndex:
             raise ValueError("subvectors must be 0 (dim / 4) or positive")
         if threads < 0:
             raise ValueError("threads must be 0 (FAISS's default) or positive")
-        if probe_threads < 1:
-            raise ValueError("probe_threads must be at least 1")
-        # OpenMP threads of a batched scan (0: FAISS's default, one per core), and of a scan
-        # for a few probes (default one: see `_faiss_threads`).
+        # OpenMP threads of a batched scan (0: FAISS's default, one per core).
         self.threads = threads
-        self.probe_threads = probe_threads
         self._dim = dim
         self.shortlist = shortlist
         # PQ sub-vectors of stage 1 (4 bits each): dim / 4 = 32 for 128-d (16 B per entry);
@@ -289,8 +285,8 @@ class TwoStageIndex:
             with _faiss_threads(self.threads):
                 _, rows = self._pq.search(centred, shortlist)
             return np.asarray(rows, dtype=np.int64)
-        # A few probes: `probe_threads`, by default one (see `_faiss_threads`).
-        with _faiss_threads(self.probe_threads):
+        # A few probes: one thread (see `_faiss_threads`).
+        with _faiss_threads(1):
             _, rows = self._pq.search(centred, shortlist)
         return np.asarray(rows, dtype=np.int64)
 
@@ -337,12 +333,11 @@ class TwoStageIndex:
     @classmethod
     def load(
         cls, path: Path, *, shortlist: int = DEFAULT_SHORTLIST, subvectors: int = 0,
-        threads: int = 0, probe_threads: int = 1,
+        threads: int = 0,
     ) -> Self:
         """Read a gallery file written by any backend's ``save``."""
         dim, watermark, ids, vectors = _load_npz(path)
-        index = cls(dim, shortlist=shortlist, subvectors=subvectors, threads=threads,
-                    probe_threads=probe_threads)
+        index = cls(dim, shortlist=shortlist, subvectors=subvectors, threads=threads)
         # Renormalise: another backend's file holds float32 unit vectors, ours dequantised
         # ones whose norms differ from 1 only by float rounding.
         if vectors.size:

@@ -152,7 +152,7 @@ def _dedup(
 
 def _search_figures(
     generator: str, *, n: int, mated: int, singles: int, seed: int, shortlist: int,
-    subvectors: int, probe_threads: int, repeats: int,
+    subvectors: int, repeats: int,
 ) -> dict[str, float]:
     rng = np.random.default_rng((seed, 1))
     gallery = _captures(generator, seed, np.arange(n, dtype=np.int64), rng)
@@ -161,9 +161,7 @@ def _search_figures(
     ids = np.arange(n, dtype=np.int64)
 
     rss_before = _rss_mb()
-    index = TwoStageIndex(
-        FACE_DIM, shortlist=shortlist, subvectors=subvectors, probe_threads=probe_threads
-    )
+    index = TwoStageIndex(FACE_DIM, shortlist=shortlist, subvectors=subvectors)
     build_s = _timed(lambda: index.add(ids, gallery))
     rss_growth = _rss_mb() - rss_before
 
@@ -203,14 +201,14 @@ def _search_figures(
 
 def _one_generator(
     generator: str, *, n: int, mated: int, singles: int, seed: int, shortlist: int,
-    subvectors: int, probe_threads: int, repeats: int, dedup_n: int, parts: frozenset[str],
+    subvectors: int, repeats: int, dedup_n: int, parts: frozenset[str],
 ) -> dict[str, float]:
     figures: dict[str, float] = {}
     if "search" in parts:
         figures.update(
             _search_figures(
                 generator, n=n, mated=mated, singles=singles, seed=seed, shortlist=shortlist,
-                subvectors=subvectors, probe_threads=probe_threads, repeats=repeats,
+                subvectors=subvectors, repeats=repeats,
             )
         )
     if "dedup" in parts:
@@ -230,7 +228,6 @@ def run_abis(
     seed: int = 0,
     shortlist: int = DEFAULT_SHORTLIST,
     subvectors: int = 0,
-    probe_threads: int = 1,
     repeats: int = 2,
     dedup_n: int = 20_000,
     threads: int = 0,
@@ -251,10 +248,8 @@ def run_abis(
         raise BenchmarkParamError("need n >= 2, 1 <= mated <= n and 1 <= singles <= mated")
     if shortlist < _K or repeats < 1 or dedup_n < 1 or threads < 0:
         raise BenchmarkParamError("need shortlist >= 10, repeats >= 1, dedup_n >= 1, threads >= 0")
-    if subvectors < 0 or probe_threads < 1:
-        raise BenchmarkParamError(
-            "subvectors must be 0 (dimension / 4) or positive, probe_threads at least 1"
-        )
+    if subvectors < 0:
+        raise BenchmarkParamError("subvectors must be 0 (dimension / 4) or positive")
     code_subvectors = TwoStageIndex(FACE_DIM, subvectors=subvectors).subvectors
 
     default_threads = faiss.omp_get_max_threads()
@@ -266,8 +261,7 @@ def run_abis(
         for g in chosen:
             per = _one_generator(
                 g, n=n, mated=mated, singles=singles, seed=seed, shortlist=shortlist,
-                subvectors=subvectors, probe_threads=probe_threads, repeats=repeats,
-                dedup_n=dedup_n, parts=chosen_parts,
+                subvectors=subvectors, repeats=repeats, dedup_n=dedup_n, parts=chosen_parts,
             )
             figures.update({f"{key}_{g}": value for key, value in per.items()})
     finally:
@@ -278,9 +272,8 @@ def run_abis(
         f"scanned by FAISS IndexPQFastScan for the best {shortlist}, re-ranked on int8 "
         f"templates, top {_K}",
         "speed": "speedup_vs_exact / speedup_vs_faiss_flat: batched search of the same mated "
-        "probes in the same run (best of repeats); probe_*_ms: one probe per call, wall time "
-        f"({probe_threads} OpenMP thread(s) per probe); probe_cpu_*_ms: the same calls' "
-        "process CPU time (all threads)",
+        "probes in the same run (best of repeats); probe_*_ms: one probe per call, wall time; "
+        "probe_cpu_*_ms: the same calls' process CPU time (one thread)",
         "accuracy": "mate_recall: mated probes whose mate exact search ranks first, share "
         "with the mate in the index's top 10; recall_at_10: overlap with exact top 10",
         "memory": "index_mb: the index's arrays; index_rss_mb: RSS growth while building",
@@ -297,8 +290,7 @@ def run_abis(
         name="abis",
         params={
             "n": n, "mated": mated, "singles": singles, "seed": seed, "shortlist": shortlist,
-            "subvectors": subvectors, "probe_threads": probe_threads, "repeats": repeats,
-            "dedup_n": dedup_n,
+            "subvectors": subvectors, "repeats": repeats, "dedup_n": dedup_n,
             "threads": threads, "generators": generators, "parts": parts,
         },
         figures=figures,

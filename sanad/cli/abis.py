@@ -39,7 +39,7 @@ def rebuild(
         options: dict[str, Any] = {}
         if kind == "twostage":
             options.update(shortlist=s.index_shortlist, subvectors=s.index_pq_subvectors,
-                           threads=s.index_threads, probe_threads=s.index_probe_threads)
+                           threads=s.index_threads)
         elif kind == "milvus" and s.milvus_uri:
             options["uri"] = s.milvus_uri
         fingers = s.finger_prefilter_candidates > 0

@@ -238,15 +238,3 @@ def test_openmp_threads_sleep_while_waiting_unless_the_operator_says_otherwise(
         env=env, capture_output=True, text=True, check=True,
     )
     assert out.stdout.strip() == expected
-
-
-def test_single_probes_on_two_threads_give_the_same_answers() -> None:
-    gallery, probes = populations()["calibrated"]
-    answers = []
-    for probe_threads in (1, 2):
-        index = TwoStageIndex(FACE_DIM, probe_threads=probe_threads)
-        index.add(np.arange(N), gallery)
-        answers.append(np.concatenate([index.search(p[None], 10)[1] for p in probes[:20]]))
-    assert np.array_equal(answers[0], answers[1])
-    with pytest.raises(ValueError, match="probe_threads"):
-        TwoStageIndex(FACE_DIM, probe_threads=0)

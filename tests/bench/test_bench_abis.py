@@ -65,7 +65,7 @@ def test_finer_codes_are_chosen_by_a_parameter_and_named_in_the_notes(tmp_path: 
 
 
 @pytest.mark.parametrize("params", [{"generators": "gaussian"}, {"n": 1}, {"shortlist": 5},
-                                    {"subvectors": -1}, {"probe_threads": 0},
+                                    {"subvectors": -1},
                                     {"mated": 10, "singles": 11}, {"parts": "search,nope"},
                                     {"parts": ""}])
 def test_bad_params(tmp_path: Path, params: dict[str, object]) -> None:

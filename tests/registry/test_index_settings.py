@@ -17,14 +17,13 @@ def test_sub_vectors_threads_and_shortlist_reach_the_face_index(
 ) -> None:
     settings = initialised[0].model_copy(update={
         "index_backend": "twostage", "index_pq_subvectors": 64, "index_threads": 1,
-        "index_probe_threads": 2, "index_shortlist": 64,
+        "index_shortlist": 64,
     })
     reg = open_registry(settings)
     try:
         index = reg.gallery.index
         assert isinstance(index, TwoStageIndex)
         assert (index.subvectors, index.threads, index.shortlist) == (64, 1, 64)
-        assert index.probe_threads == 2
         # And it is the index enrolment writes to and searches.
         rng = np.random.default_rng(7)
         for payload in (factories.household([3], rng), factories.household([3], rng)):
