@@ -433,6 +433,26 @@ def _backend(kind: str) -> Any:
     raise ValueError(f"unknown index kind {kind!r}; known: {', '.join(INDEX_KINDS)}")
 
 
+def remove_present(index: GalleryIndex, ids: list[int]) -> int:
+    """Remove those of ``ids`` the index holds, ignoring the others; returns how many.
+
+    The protocol's ``remove`` rejects absent ids as a whole (nothing changes), so a batch
+    with an absent id falls back to one id at a time. Callers hold their gallery's lock.
+    """
+    try:
+        index.remove(np.asarray(ids, dtype=np.int64))
+        return len(ids)
+    except ValueError:
+        removed = 0
+        for gid in ids:
+            try:
+                index.remove(np.asarray([gid], dtype=np.int64))
+                removed += 1
+            except ValueError:
+                continue  # not in this index (never added, or dropped already)
+        return removed
+
+
 def make_index(kind: str, dim: int, **options: Any) -> GalleryIndex:
     """An empty index of backend ``kind`` (one of `INDEX_KINDS`).
 

@@ -26,11 +26,11 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-import numpy as np
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from sanad import audit
+from sanad.abis.index import remove_present
 from sanad.errors import InvalidInput, NotFound
 from sanad.registry.access_models import PersonPhoto
 from sanad.registry.crypto_models import DataKey, ErasedRecord, Erasure
@@ -131,18 +131,7 @@ def erased_record_ids(session: Session, *, up_to: int | None = None) -> list[int
 def _remove_present(gallery: Gallery, ids: list[int]) -> int:
     """Remove those of `ids` the index holds (the protocol's `remove` rejects absent ids)."""
     with gallery.lock:
-        try:
-            gallery.index.remove(np.asarray(ids, dtype=np.int64))
-            return len(ids)
-        except ValueError:
-            removed = 0
-            for gallery_id in ids:
-                try:
-                    gallery.index.remove(np.asarray([gallery_id], dtype=np.int64))
-                    removed += 1
-                except ValueError:
-                    continue  # not in this index (never added, or dropped already)
-            return removed
+        return remove_present(gallery.index, ids)
 
 
 def drop_from_gallery(gallery: Gallery, record_ids: list[int], dek_ids: list[bytes]) -> None:

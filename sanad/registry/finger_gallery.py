@@ -46,7 +46,13 @@ from sanad.abis.finger_stage import (
     FingerDescriptorSpace,
     bootstrap_space,
 )
-from sanad.abis.index import GalleryIndex, IndexFileError, load_index, make_index
+from sanad.abis.index import (
+    GalleryIndex,
+    IndexFileError,
+    load_index,
+    make_index,
+    remove_present,
+)
 from sanad.biometrics.finger import FingerPosition, decode_record
 from sanad.biometrics.finger.template import FingerTemplateError, MinutiaeArray
 from sanad.registry.fingers import finger_modality
@@ -345,18 +351,7 @@ class FingerGallery:
         if self.index is None or not ids:
             return 0
         with self.lock:
-            try:
-                self.index.remove(np.asarray(ids, dtype=np.int64))
-                return len(ids)
-            except ValueError:
-                removed = 0
-                for gid in ids:
-                    try:
-                        self.index.remove(np.asarray([gid], dtype=np.int64))
-                        removed += 1
-                    except ValueError:
-                        continue  # not in this index
-                return removed
+            return remove_present(self.index, ids)
 
     def descriptors(
         self, session: Session, people: list[Mapping[FingerPosition, MinutiaeArray]]
