@@ -208,7 +208,8 @@ def _split(
 
 def _ann_loss_large(
     face_pop: Any, *, size: int, mated: int, non_mated: int, sibling_rate: float, seed: int,
-    index_kind: str, k: int, main_threshold: float, index_options: dict[str, Any],
+    index_kind: str, k: int, main_threshold: float,
+    index_options: dict[str, Any] | None = None,
 ) -> dict[str, float]:
     """``ann_loss_rate`` face-only on a gallery of ``size`` (see the module docstring)."""
     gallery_ids, non_mated_ids, _ = _split(face_pop, size, non_mated, sibling_rate)
@@ -220,7 +221,7 @@ def _ann_loss_large(
     ).astype(np.float32)
     # FAISS's blocked BLAS search: exact, and far lighter than a (probes x gallery) matrix.
     exact_s, exact_i = faiss.knn(probes, faces, k, metric=faiss.METRIC_INNER_PRODUCT)
-    index = make_index(index_kind, faces.shape[1], **index_options)
+    index = make_index(index_kind, faces.shape[1], **(index_options or {}))
     index.add(np.arange(size, dtype=np.int64), faces)
     del faces
     _, ann_ids = index.search(probes, k)
@@ -338,7 +339,8 @@ class _LargeRun:
 
 def _enrolment_large(
     face_pop: Any, finger_gen: SyntheticFingers, *, size: int, mated: int, non_mated: int,
-    sibling_rate: float, seed: int, index_kind: str, k: int, index_options: dict[str, Any],
+    sibling_rate: float, seed: int, index_kind: str, k: int,
+    index_options: dict[str, Any] | None = None,
     positions: tuple[FingerPosition, ...], missing_finger_rate: float, no_finger_rate: float,
 ) -> _LargeRun:
     """Face + finger 1:N accuracy on a gallery of ``size``, along enrolment's path.
@@ -358,7 +360,7 @@ def _enrolment_large(
     mates = np.sort(rng.choice(size, size=mated, replace=False)).astype(np.int64)
     probe_ids = np.concatenate([gallery_ids[mates], non_mated_ids])
     probe_faces = np.ascontiguousarray(face_pop.captures(probe_ids, rng), dtype=np.float32)
-    index = make_index(index_kind, faces.shape[1], **index_options)
+    index = make_index(index_kind, faces.shape[1], **(index_options or {}))
     index.add(np.arange(size, dtype=np.int64), faces)
     del faces
     build_s = time.perf_counter() - wall0
