@@ -117,6 +117,10 @@ def test_case_shows_face_finger_and_fused_scores(
     assert "Fused evidence" in page.text and "Fingerprints" in page.text
     assert f"{cand['fused_llr']:+.1f}" in page.text
     assert f"{cand['finger_llr']:+.1f}" in page.text
+    # Which first stage proposed the candidate: the face, and the finger pre-filter too — its
+    # top 10 holds everyone in a one-person registry, whatever the fingers.
+    assert cand["via"] == "both"
+    assert 'found by <span class="via">face and fingerprints</span>' in page.text
     # The API case view and the queue carry the same per-modality evidence as the page.
     detail = client.get(f"/adjudication/cases/{case_id}", headers=admin_headers).json()
     api_cand = detail["candidates"][0]
@@ -125,6 +129,7 @@ def test_case_shows_face_finger_and_fused_scores(
     assert api_cand["fused_llr"] == pytest.approx(cand["fused_llr"])
     assert api_cand["finger_llr"] == pytest.approx(cand["finger_llr"])
     assert api_cand["face_score"] == pytest.approx(cand["face_score"])
+    assert api_cand["via"] == "both"
     queue = client.get("/adjudication/cases", headers=admin_headers).json()
     row = next(c for c in queue if c["id"] == str(case_id))
     assert row["best_fused_llr"] == pytest.approx(cand["fused_llr"])
