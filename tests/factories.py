@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -13,6 +13,10 @@ from sanad.abis.templates import encode_template
 from sanad.biometrics.finger import encode_record
 from sanad.biometrics.finger.synthetic import SyntheticFingers
 from sanad.biometrics.synthetic import SyntheticPopulation
+
+if TYPE_CHECKING:
+    from sanad.registry.runtime import Registry
+    from sanad.registry.schemas import EnrolmentResult
 
 POPULATION = SyntheticPopulation(seed=2026)
 # Fingers of identity i belong to the same person as face identity i.
@@ -89,3 +93,21 @@ def face_near(identity: int, cosine: float, rng: np.random.Generator) -> dict[st
     u /= np.linalg.norm(u)
     vector = (cosine * t + np.sqrt(1.0 - cosine * cosine) * u).astype(np.float32)
     return {"template": base64.b64encode(encode_template(vector)).decode(), "quality": 0.9}
+
+
+def alone(member: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+    """A one-member household payload around ``member``."""
+    return {"province": "Amman", "district": "Marka", "members": [member], **overrides}
+
+
+def enrol(
+    registry: Registry, payload: dict[str, Any], officer: str = "officer-1"
+) -> EnrolmentResult:
+    """Enrol ``payload`` through the service, as an officer would (no HTTP)."""
+    from sanad.registry.enrolment import EnrolmentContext, enrol_household
+    from sanad.registry.schemas import HouseholdCreate
+
+    return enrol_household(
+        registry.sessions, registry.gallery, registry.settings,
+        data=HouseholdCreate.model_validate(payload), ctx=EnrolmentContext(officer=officer),
+    )

@@ -20,7 +20,7 @@ from sanad.biometrics.finger import (
     encode_record,
 )
 from sanad.registry.db import transaction
-from sanad.registry.enrolment import EnrolmentContext, enrol_household, recheck_person
+from sanad.registry.enrolment import EnrolmentContext, recheck_person
 from sanad.registry.erasure import ERASED_MODALITY, drop_from_gallery, erase_person
 from sanad.registry.fingers import finger_modality
 from sanad.registry.gallery import template_aad
@@ -31,22 +31,15 @@ from sanad.registry.models import (
     Person,
 )
 from sanad.registry.runtime import Registry
-from sanad.registry.schemas import EnrolmentResult, FingerCapture, HouseholdCreate
+from sanad.registry.schemas import FingerCapture, HouseholdCreate
 from tests import factories
+from tests.factories import alone as _alone
+from tests.factories import enrol as _enrol
 
 CTX = EnrolmentContext(officer="officer-1")
 FOUR = (1, 2, 6, 7)  # thumbs and index fingers
 
 
-def _enrol(registry: Registry, payload: dict[str, Any]) -> EnrolmentResult:
-    return enrol_household(
-        registry.sessions, registry.gallery, registry.settings,
-        data=HouseholdCreate.model_validate(payload), ctx=CTX,
-    )
-
-
-def _alone(member: dict[str, Any], **overrides: Any) -> dict[str, Any]:
-    return {"province": "Amman", "district": "Marka", "members": [member], **overrides}
 
 
 def _count(registry: Registry, model: Any) -> int:

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sanad.abis.rebuild import rebuild_finger_index
 from sanad.config import Settings
 from sanad.registry.db import transaction
-from sanad.registry.enrolment import EnrolmentContext, enrol_household, recheck_person
+from sanad.registry.enrolment import EnrolmentContext, recheck_person
 from sanad.registry.erasure import drop_from_gallery, erase_person
 from sanad.registry.finger_gallery import (
     FingerGallery,
@@ -28,8 +28,10 @@ from sanad.registry.finger_gallery import (
 )
 from sanad.registry.models import AuditEvent, BiometricRecord, Person
 from sanad.registry.runtime import Registry, open_registry
-from sanad.registry.schemas import EnrolmentResult, HouseholdCreate
+from sanad.registry.schemas import HouseholdCreate
 from tests import factories
+from tests.factories import alone as _alone
+from tests.factories import enrol as _enrol
 
 CTX = EnrolmentContext(officer="officer-1")
 TEN = tuple(range(1, 11))
@@ -51,15 +53,6 @@ def make_registry(initialised: tuple[Settings, str]) -> Iterator[Callable[..., R
         reg.close()
 
 
-def _enrol(registry: Registry, payload: dict[str, Any]) -> EnrolmentResult:
-    return enrol_household(
-        registry.sessions, registry.gallery, registry.settings,
-        data=HouseholdCreate.model_validate(payload), ctx=CTX,
-    )
-
-
-def _alone(member: dict[str, Any], **overrides: Any) -> dict[str, Any]:
-    return {"province": "Amman", "district": "Marka", "members": [member], **overrides}
 
 
 def _decoys(rng: np.random.Generator, n: int = 3) -> dict[str, Any]:
