@@ -27,6 +27,7 @@ from sanad.abis.finger_stage import (
 from sanad.abis.index import make_index
 from sanad.biometrics.finger.synthetic import SyntheticFingers
 from sanad.biometrics.finger.template import FingerPosition
+from sanad.registry.finger_gallery import finger_index_options
 
 F32 = npt.NDArray[np.float32]
 TOPS = (1, 10, 30)
@@ -46,7 +47,7 @@ def _vectors(space: FingerDescriptorSpace, raw: list[dict[FingerPosition, F32]])
 
 
 def _hits(gallery: F32, probes: F32, kind: str) -> dict[int, float]:
-    index = make_index(kind, gallery.shape[1])
+    index = make_index(kind, gallery.shape[1], **finger_index_options(kind, 256))
     index.add(np.arange(len(gallery), dtype=np.int64), gallery)
     _, ids = index.search(probes, max(TOPS))
     truth = np.arange(len(probes))[:, None]

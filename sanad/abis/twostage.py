@@ -5,20 +5,22 @@ over the sphere, where graph (HNSW) and cluster (IVF) indexes lose the mate far 
 deduplication (docs/abis.md has the measurements). This backend stays *exhaustive* — every
 gallery entry is looked at for every probe — but makes looking cheap:
 
-1. **Stage 1, 4-bit product-quantisation codes** (FAISS ``IndexPQFastScan``, 32 sub-vectors
-   of 4 dimensions, 16 centroids each: 16 bytes per entry, 23 MB for 1.45 M people), of
-   *centred* templates (the gallery mean subtracted: SFace templates are not centred). FAISS
-   scans them with in-register lookup tables (SIMD shuffles), estimating each inner product
-   to ≈ 0.02 — far closer than a Hamming distance of 128 sign bits (≈ 0.12, the estimator
+1. **Stage 1, 4-bit product-quantisation codes** (FAISS ``IndexPQFastScan``; by default 64
+   sub-vectors of 2 dimensions, 16 centroids each: 32 bytes per entry, 46 MB for 1.45 M
+   people), of *centred* templates (the gallery mean subtracted: SFace templates are not
+   centred). FAISS scans them with in-register lookup tables (SIMD shuffles), estimating each
+   inner product far closer than a Hamming distance of 128 sign bits (≈ 0.12, the estimator
    this backend used before, which lost low-quality mates at 1.45 M; docs/abis.md §5). The
-   ``shortlist`` best estimates survive.
+   ``shortlist`` best estimates survive. ``subvectors=32`` (4 dimensions each, 16 B) scans
+   ≈ 1.7x faster but, at 1.45 M, loses ≈ 1.6 % of the look-alikes exact search finds just
+   above the review threshold (docs/abis.md §6).
 2. **Stage 2, int8 re-rank.** The survivors are scored against int8 copies of the templates
    (each row scaled so its largest component is 127, one byte per dimension, plus the row's
    inverse norm), which moves a 128-d cosine by about 0.0007 (sd); the top ``k`` are
    returned.
 
-Memory per entry: 16 + dim + 4 + 8 bytes (PQ code, int8 template, inverse norm, id) = 156 B
-for 128-d, ≈ 226 MB at 1.45 M, against 742 MB for float32 templates.
+Memory per entry: 32 + dim + 4 + 8 bytes (PQ code, int8 template, inverse norm, id) = 172 B
+for 128-d, ≈ 250 MB at 1.45 M, against 742 MB for float32 templates.
 
 The quantiser is trained (k-means per sub-vector, on at most `_TRAIN_SAMPLE` evenly spaced
 entries) once the gallery reaches `_MIN_TRAIN` entries — below that every entry is scored on
@@ -56,8 +58,10 @@ DEFAULT_SHORTLIST = 256
 _INT8_SCALE = 127.0
 # Re-rank / exhaustive blocks stay within ~64 MiB of float32 scores.
 _BLOCK_ELEMENTS = 1 << 24
-# PQ: sub-vectors of this many dimensions, 4-bit codes (FAISS fast-scan needs 4 bits).
-_SUBVECTOR_DIM = 4
+# PQ: sub-vectors of this many dimensions by default, 4-bit codes (FAISS fast-scan needs 4
+# bits). 2, not 4: at 1.45 M the 4-dimension codes lost 37 of 2,319 exact near-threshold pairs,
+# these 1 (docs/abis.md §6).
+_SUBVECTOR_DIM = 2
 _PQ_BITS = 4
 # Below this many entries there is no quantiser and every entry is scored on int8; k-means
 # with 16 centroids per sub-vector wants at least ~40 points per centroid.
@@ -93,7 +97,7 @@ def _faiss_threads(threads: int = 1) -> Iterator[None]:
 
 
 def _subvectors(dim: int, wanted: int = 0) -> int:
-    """Number of PQ sub-vectors: ``wanted`` (0: ``dim / 4``) where that divides ``dim``, else
+    """Number of PQ sub-vectors: ``wanted`` (0: ``dim / 2``) where that divides ``dim``, else
     the largest divisor of ``dim`` not above it (FAISS needs ``dim`` to be a multiple of it)."""
     m = max(1, min(dim, wanted or dim // _SUBVECTOR_DIM))
     while dim % m:
@@ -115,15 +119,15 @@ class TwoStageIndex:
         if shortlist < 1:
             raise ValueError("shortlist must be at least 1")
         if subvectors < 0:
-            raise ValueError("subvectors must be 0 (dim / 4) or positive")
+            raise ValueError("subvectors must be 0 (dim / 2) or positive")
         if threads < 0:
             raise ValueError("threads must be 0 (FAISS's default) or positive")
         # OpenMP threads of a batched scan (0: FAISS's default, one per core).
         self.threads = threads
         self._dim = dim
         self.shortlist = shortlist
-        # PQ sub-vectors of stage 1 (4 bits each): dim / 4 = 32 for 128-d (16 B per entry);
-        # 64 (32 B) estimates cosines ~1.6x closer at ~1.6x the scan cost (docs/abis.md §6).
+        # PQ sub-vectors of stage 1 (4 bits each): dim / 2 = 64 for 128-d (32 B per entry);
+        # 32 (16 B) scans ~1.7x faster, estimates ~1.6x less closely (docs/abis.md §6).
         self.subvectors = _subvectors(dim, subvectors)
         self._watermark = 0
         self._n = 0

@@ -249,7 +249,7 @@ def run_abis(
     if shortlist < _K or repeats < 1 or dedup_n < 1 or threads < 0:
         raise BenchmarkParamError("need shortlist >= 10, repeats >= 1, dedup_n >= 1, threads >= 0")
     if subvectors < 0:
-        raise BenchmarkParamError("subvectors must be 0 (dimension / 4) or positive")
+        raise BenchmarkParamError("subvectors must be 0 (dimension / 2) or positive")
     code_subvectors = TwoStageIndex(FACE_DIM, subvectors=subvectors).subvectors
 
     default_threads = faiss.omp_get_max_threads()

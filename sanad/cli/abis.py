@@ -25,7 +25,11 @@ def rebuild(
     from sanad.abis.rebuild import count_face_records, rebuild_finger_index, rebuild_index
     from sanad.errors import InvalidInput
     from sanad.registry.dbkey import database_key_path
-    from sanad.registry.finger_gallery import count_finger_people, finger_index_kind
+    from sanad.registry.finger_gallery import (
+        count_finger_people,
+        finger_index_kind,
+        finger_index_options,
+    )
 
     reg = registry()
     try:
@@ -61,8 +65,7 @@ def rebuild(
                 # The fingerprint pre-filter index (docs/fusion.md): descriptor space refitted.
                 ftask = progress.add_task(f"rebuilding {finger_kind} finger index",
                                           total=finger_total)
-                finger_options: dict[str, Any] = (
-                    {"shortlist": s.index_shortlist} if finger_kind == "twostage" else {})
+                finger_options = finger_index_options(finger_kind, s.index_shortlist)
                 _, finger_report = rebuild_finger_index(
                     reg.sessions, sealer=reg.sealer, kind=finger_kind,
                     # No plaintext snapshot beside an encrypted (field-kit) database.

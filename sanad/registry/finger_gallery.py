@@ -75,6 +75,20 @@ def finger_index_kind(face_kind: str) -> str:
     return "twostage" if face_kind == "milvus" else face_kind
 
 
+# PQ sub-vectors of a ``twostage`` finger index: 4 dimensions each (48 for 192-d, 24 B per
+# person), the code size its hit rate was measured with (docs/fusion.md). The face index's
+# finer default (2 dimensions each, docs/abis.md §6) is about look-alikes near a face
+# threshold; the pre-filter only has to bring the mate into a top 10.
+PREFILTER_SUBVECTORS = PREFILTER_DIM // 4
+
+
+def finger_index_options(kind: str, shortlist: int) -> dict[str, Any]:
+    """Constructor options of the finger index for backend ``kind``."""
+    if kind != "twostage":
+        return {}
+    return {"shortlist": shortlist, "subvectors": PREFILTER_SUBVECTORS}
+
+
 def _descriptors(space: FingerDescriptorSpace,
                  people: Iterable[tuple[int, Mapping[FingerPosition, MinutiaeArray]]],
                  ) -> tuple[list[int], list[F32]]:

@@ -23,7 +23,11 @@ from sanad.errors import NotInitialised
 from sanad.registry import migrate
 from sanad.registry.db import make_engine, make_sessionmaker, transaction
 from sanad.registry.dbkey import database_key, database_key_path
-from sanad.registry.finger_gallery import FingerGallery, finger_index_kind
+from sanad.registry.finger_gallery import (
+    FingerGallery,
+    finger_index_kind,
+    finger_index_options,
+)
 from sanad.registry.gallery import Gallery
 from sanad.registry.models import Role
 from sanad.registry.sealing import TemplateSealer, write_private_file
@@ -71,7 +75,7 @@ class Registry:
             gallery.fingers = FingerGallery.open(
                 kind=kind, sealer=self.sealer,
                 path=None if encrypted else s.finger_index_path,
-                **({"shortlist": s.index_shortlist} if kind == "twostage" else {}),
+                **finger_index_options(kind, s.index_shortlist),
             )
         with self.sessions() as session:
             gallery.catch_up(session)

@@ -182,12 +182,12 @@ def test_single_probes_take_the_one_thread_path_with_the_same_results(
 
 
 def test_finer_stage_one_codes_estimate_cosines_more_closely() -> None:
-    """64 sub-vectors (32 B per entry) against the default 32 (16 B): the scan's own
+    """The default 64 sub-vectors (32 B per entry) against 32 (16 B): the scan's own
     estimates (before any re-rank) stray less from the true cosines, and the codes are
     twice the size — the trade `SANAD_INDEX_PQ_SUBVECTORS` offers."""
     gallery, probes = populations()["isotropic"]
     errors, code_bytes = {}, {}
-    for subvectors in (0, 64):
+    for subvectors in (0, 32):
         index = TwoStageIndex(FACE_DIM, subvectors=subvectors)
         index.add(np.arange(N), gallery)
         code_bytes[index.subvectors] = int(index._pq.codes.nbytes())
@@ -202,7 +202,8 @@ def test_finer_stage_one_codes_estimate_cosines_more_closely() -> None:
 
 def test_sub_vector_counts_that_do_not_divide_the_dimension_round_down() -> None:
     assert TwoStageIndex(FACE_DIM, subvectors=48).subvectors == 32  # largest divisor <= 48
-    assert TwoStageIndex(FACE_DIM).subvectors == 32
+    assert TwoStageIndex(FACE_DIM).subvectors == 64  # 2 dimensions per sub-vector
+    assert TwoStageIndex(192).subvectors == 96
     with pytest.raises(ValueError, match="subvectors"):
         TwoStageIndex(FACE_DIM, subvectors=-1)
 

@@ -26,7 +26,9 @@ def test_an_exact_index_loses_nothing_and_the_twostage_one_is_counted() -> None:
     assert exact["ann_review_threshold_large"] > 0.35
     assert exact["ann_exact_matches_large_at_main_threshold"] > exact["ann_exact_matches_large"]
 
-    two = _ann_loss_large(pop, index_kind="twostage", **LARGE)
+    # The coarser 16-byte codes, so that there are losses to count.
+    two = _ann_loss_large(pop, index_kind="twostage",
+                          **{**LARGE, "index_options": {"subvectors": 32}})
     assert two["ann_exact_matches_large"] == exact["ann_exact_matches_large"]
     assert two["ann_mate_recall_large"] == 1.0
     assert two["ann_loss_rate_large"] <= 0.001
@@ -36,12 +38,13 @@ def test_an_exact_index_loses_nothing_and_the_twostage_one_is_counted() -> None:
 
 
 def test_finer_stage_one_codes_lose_fewer_pairs() -> None:
-    """``index_subvectors=64`` (SANAD_INDEX_PQ_SUBVECTORS): at the deliberately low threshold,
-    where the 4-bit scan's errors show, 32-byte codes keep more of exact search's pairs."""
+    """The default 64 sub-vectors against ``index_subvectors=32`` (SANAD_INDEX_PQ_SUBVECTORS):
+    at the deliberately low threshold, where the 4-bit scan's errors show, 32-byte codes keep
+    more of exact search's pairs than 16-byte ones."""
     pop = CalibratedPopulation(0)
-    coarse = _ann_loss_large(pop, index_kind="twostage", **{**LARGE, "index_options": {}})
-    fine = _ann_loss_large(pop, index_kind="twostage",
-                           **{**LARGE, "index_options": {"subvectors": 64}})
+    coarse = _ann_loss_large(pop, index_kind="twostage",
+                             **{**LARGE, "index_options": {"subvectors": 32}})
+    fine = _ann_loss_large(pop, index_kind="twostage", **{**LARGE, "index_options": {}})
     assert fine["ann_exact_matches_large"] == coarse["ann_exact_matches_large"]
     assert (fine["ann_loss_rate_large_at_main_threshold"]
             < coarse["ann_loss_rate_large_at_main_threshold"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from sanad.abis.finger_stage import PREFILTER_DIM
 from sanad.abis.twostage import TwoStageIndex
 from sanad.config import Settings
 from sanad.registry.enrolment import EnrolmentContext, enrol_household
@@ -16,14 +17,14 @@ def test_sub_vectors_threads_and_shortlist_reach_the_face_index(
     initialised: tuple[Settings, str],
 ) -> None:
     settings = initialised[0].model_copy(update={
-        "index_backend": "twostage", "index_pq_subvectors": 64, "index_threads": 1,
+        "index_backend": "twostage", "index_pq_subvectors": 32, "index_threads": 1,
         "index_shortlist": 64,
     })
     reg = open_registry(settings)
     try:
         index = reg.gallery.index
         assert isinstance(index, TwoStageIndex)
-        assert (index.subvectors, index.threads, index.shortlist) == (64, 1, 64)
+        assert (index.subvectors, index.threads, index.shortlist) == (32, 1, 64)
         # And it is the index enrolment writes to and searches.
         rng = np.random.default_rng(7)
         for payload in (factories.household([3], rng), factories.household([3], rng)):
@@ -34,5 +35,9 @@ def test_sub_vectors_threads_and_shortlist_reach_the_face_index(
             )
         assert len(index) == 1
         assert result.outcome == "duplicate"  # the second capture of identity 3
+        # The finger pre-filter index keeps its own code size (4 dimensions per sub-vector).
+        fingers = reg.gallery.fingers
+        assert fingers is not None and isinstance(fingers.index, TwoStageIndex)
+        assert (fingers.index.subvectors, fingers.index.shortlist) == (PREFILTER_DIM // 4, 64)
     finally:
         reg.close()
