@@ -23,8 +23,15 @@ face cosine of a 1:1 comparison, when both have a face) before the second stage,
 candidate records where it came from (``via``: face, finger or both).
 
 Members without biometrics (refused, or medically impossible) take the alternative path:
-biographic deduplication and a mandatory adjudication case. An officer may also ask for
-adjudication instead of refusal when a member matches (`request_adjudication`, e.g. twins).
+biographic deduplication and a mandatory adjudication case. Members with fingers but no usable
+face (the face listed in ``missing_biometrics``) are deduplicated by their fingers alone: the
+pre-filter proposes candidates, the second stage compares them, the fused rule judges them
+without face evidence; such a member is refused as a duplicate like anyone else, and otherwise
+always gets a ``face_exception`` case (fingers alone never clear a person). In-batch candidates
+are numbered by member (``-(j + 1)`` is member ``j``), so face-less members can be candidates.
+
+An officer may also ask for adjudication instead of refusal when a member matches
+(`request_adjudication`, e.g. twins).
 """
 
 from __future__ import annotations
@@ -238,7 +245,7 @@ def _public(c: FusedCandidate, person_id: uuid.UUID | None, member_no: int | Non
 
 
 def _face_candidates(
-    session: Session, decision: FusedDecision, face_rows: list[int],
+    session: Session, decision: FusedDecision,
     new_person_ids: list[uuid.UUID | None], t: Thresholds,
     sources: dict[int, frozenset[str]] | None = None,
 ) -> list[CandidatePublic]:
@@ -250,7 +257,6 @@ def _face_candidates(
         if member is None:
             out.append(_public(c, owners.get(c.gallery_id), None, t, src.get(c.gallery_id)))
         else:
-            member = face_rows[member]
             out.append(_public(c, new_person_ids[member], member + 1, t,
                                src.get(c.gallery_id)))
     return out
@@ -285,26 +291,54 @@ def _worth_matching(face: float | None, mine: Collection[FingerPosition],
     return _reachable(face, len(set(mine) & set(theirs)), t)
 
 
-def _decide(session: Session, members: list[_Member], gallery: Gallery, settings: Settings,
-            request_adjudication: bool) -> tuple[list[int], set[uuid.UUID]]:
-    """Decisions for members with a probe; returns the member index of each probe row and the
-    people whose stored fingers were read for the second stage (for the audit trail)."""
-    t = _thresholds(settings)
+# Each biometric member's candidates (member index → ``(id, face cosine)`` pairs). Ids are as
+# in `Candidate`: a gallery record id, or ``-(j + 1)`` for member ``j`` of the same submission
+# (numbered by member, so members with fingers but no face have a number too).
+_Pairs = dict[int, list[tuple[int, float | None]]]
+
+
+def _cosine(a: np.ndarray | None, b: np.ndarray | None) -> float | None:
+    """Face cosine of two unit probes; ``None`` (no face evidence) when either is missing."""
+    return None if a is None or b is None else float(a @ b)
+
+
+def _face_search(members: list[_Member], gallery: Gallery, settings: Settings) -> _Pairs:
+    """The face top k of every member with a face, in the gallery and among the earlier
+    members with a face. Members with fingers but no face start with no candidates; members
+    with neither are not searched at all."""
+    searched: _Pairs = {i: [] for i, m in enumerate(members) if m.probe is not None or m.views}
     face_rows = [i for i, m in enumerate(members) if m.probe is not None]
+    if not face_rows:
+        return searched
+    probes = np.stack([members[i].probe for i in face_rows])  # type: ignore[misc]
+    found = search_batch(probes, gallery.index, k=settings.dedup_candidates)
+    for i, pairs in zip(face_rows, found, strict=True):
+        # `search_batch` numbers earlier members by face row: renumber them by member.
+        searched[i] = [(gid if gid >= 0 else -(face_rows[-gid - 1] + 1), face)
+                       for gid, face in pairs]
+        members[i].sources = {gid: frozenset({"face"}) for gid, _ in searched[i]}
+    return searched
+
+
+def _decide(session: Session, members: list[_Member], gallery: Gallery, settings: Settings,
+            request_adjudication: bool) -> set[uuid.UUID]:
+    """Decisions for members with a face or fingers, and the kind of case each adjudicated
+    member gets; returns the people whose stored fingers were read for the second stage (for
+    the audit trail).
+
+    A member with fingers but no face (``missing_biometrics`` lists the face) is found only by
+    the fingerprint pre-filter and judged on the fused rule without face evidence; it always
+    goes to an adjudicator (``face_exception``) unless the fingers make it a duplicate.
+    """
+    t = _thresholds(settings)
     fingers_read: set[uuid.UUID] = set()
-    if face_rows:
-        probes = np.stack([members[i].probe for i in face_rows])  # type: ignore[misc]
-        searched: list[list[tuple[int, float | None]]] = [
-            list(pairs) for pairs in search_batch(probes, gallery.index,
-                                                  k=settings.dedup_candidates)
-        ]
-        for i, pairs in zip(face_rows, searched, strict=True):
-            members[i].sources = {gid: frozenset({"face"}) for gid, _ in pairs}
-        _prefilter(session, members, face_rows, probes, searched, gallery, settings)
-        stored = _gallery_fingers(session, gallery, settings, members, face_rows, searched, t)
-        for i, pairs in zip(face_rows, searched, strict=True):
+    searched = _face_search(members, gallery, settings)
+    if searched:
+        _prefilter(session, members, searched, gallery, settings)
+        stored = _gallery_fingers(session, gallery, settings, members, searched, t)
+        for i, pairs in searched.items():
             m = members[i]
-            results = _second_stage(m, members, face_rows, pairs, stored, t, fingers_read)
+            results = _second_stage(m, members, pairs, stored, t, fingers_read)
             extra = sum(1 for src in m.sources.values() if "face" not in src)
             m.decision = decide_fused(
                 ((gid, face, fuse(face, results.get(gid))) for gid, face in pairs),
@@ -312,16 +346,19 @@ def _decide(session: Session, members: list[_Member], gallery: Gallery, settings
             )
             m.outcome = m.decision.outcome
     for m in members:
-        if m.probe is None:
+        if m.probe is None and not m.views:
             m.outcome, m.kind = Outcome.ADJUDICATE, "refusal"
         elif m.outcome == Outcome.DUPLICATE and request_adjudication:
             m.outcome, m.kind = Outcome.ADJUDICATE, "override"
-    return face_rows, fingers_read
+        elif m.probe is None and m.outcome != Outcome.DUPLICATE:
+            # Fingers alone never clear a person: without a face an adjudicator looks.
+            m.outcome, m.kind = Outcome.ADJUDICATE, "face_exception"
+    return fingers_read
 
 
 def _prefilter(
-    session: Session, members: list[_Member], face_rows: list[int], probes: np.ndarray,
-    searched: list[list[tuple[int, float | None]]], gallery: Gallery, settings: Settings,
+    session: Session, members: list[_Member], searched: _Pairs, gallery: Gallery,
+    settings: Settings,
 ) -> None:
     """The fingerprint pre-filter: add each fingered member's finger candidates (gallery
     people, earlier members of the submission) to its pairs in ``searched`` and mark their
@@ -329,20 +366,21 @@ def _prefilter(
     fingers = gallery.fingers
     if fingers is None:
         return
-    views = [{pos: v.as_array() for pos, v in members[i].views.items()} for i in face_rows]
+    rows = list(searched)
+    views = [{pos: v.as_array() for pos, v in members[i].views.items()} for i in rows]
     descriptors = fingers.descriptors(session, list(views))
-    for i, d in zip(face_rows, descriptors, strict=True):
+    for i, d in zip(rows, descriptors, strict=True):
         members[i].descriptor = d
     k = settings.finger_prefilter_candidates
     if k <= 0 or all(d is None for d in descriptors):
         return
     hits = fingers.search(descriptors, k)
     owners = _owners(session, [g for row in hits for g, _ in row])
-    face_owners = _owners(session, [g for pairs in searched for g, _ in pairs if g >= 0])
+    face_owners = _owners(session, [g for pairs in searched.values() for g, _ in pairs if g >= 0])
     wanted: dict[int, list[tuple[uuid.UUID, int]]] = {}
-    for r, i in enumerate(face_rows):
+    for r, i in enumerate(rows):
         m = members[i]
-        by_person = {face_owners[g]: g for g, _ in searched[r] if g in face_owners}
+        by_person = {face_owners[g]: g for g, _ in searched[i] if g in face_owners}
         for entry, _ in hits[r]:
             pid = owners.get(entry)
             if pid is None:
@@ -350,32 +388,35 @@ def _prefilter(
             if pid in by_person:
                 g = by_person[pid]
                 m.sources[g] = m.sources[g] | {"finger"}
-            elif all(pid != p for p, _ in wanted.get(r, [])):
-                wanted.setdefault(r, []).append((pid, entry))
+            elif all(pid != p for p, _ in wanted.get(i, [])):
+                wanted.setdefault(i, []).append((pid, entry))
         # Earlier members of the same submission, by descriptor (as faces are, by face).
         d = descriptors[r]
         if d is not None and r > 0:
             earlier = [(float(d @ e), j) for j, e in enumerate(descriptors[:r]) if e is not None]
             for _, j in sorted(earlier, reverse=True)[:k]:
-                gid = -(j + 1)
+                gid = -(rows[j] + 1)
                 if gid in m.sources:
                     m.sources[gid] = m.sources[gid] | {"finger"}
                 else:
-                    searched[r].append((gid, float(probes[r] @ probes[j])))
+                    searched[i].append((gid, _cosine(m.probe, members[rows[j]].probe)))
                     m.sources[gid] = frozenset({"finger"})
-    faces = _face_vectors(session, gallery, {pid for row in wanted.values() for pid, _ in row})
-    for r, extra in wanted.items():
-        m = members[face_rows[r]]
+    # 1:1 face comparisons only for members that have a face to compare.
+    faces = _face_vectors(session, gallery, {pid for i, row in wanted.items()
+                                             if members[i].probe is not None for pid, _ in row})
+    for i, extra in wanted.items():
+        m = members[i]
         for pid, entry in extra:
             theirs = faces.get(pid)
-            if theirs:
+            if theirs and m.probe is not None:
                 # The person's face record that resembles the probe most stands for them.
-                gid, face = max(((g, float(probes[r] @ v)) for g, v in theirs),
+                probe = m.probe
+                gid, face = max(((g, float(probe @ v)) for g, v in theirs),
                                 key=lambda x: x[1])
-                searched[r].append((gid, face))
+                searched[i].append((gid, face))
             else:
+                searched[i].append((entry, None))
                 gid = entry
-                searched[r].append((gid, None))
             m.sources[gid] = frozenset({"finger"})
 
 
@@ -403,12 +444,11 @@ def _face_vectors(
 
 
 def _second_stage(
-    m: _Member, members: list[_Member], face_rows: list[int],
-    pairs: list[tuple[int, float | None]],
+    m: _Member, members: list[_Member], pairs: list[tuple[int, float | None]],
     stored: dict[int, tuple[uuid.UUID, PreparedFingers]], t: Thresholds,
     fingers_read: set[uuid.UUID],
 ) -> dict[int, FingerComparison]:
-    """Finger comparisons of member ``m`` with those of its face candidates worth matching."""
+    """Finger comparisons of member ``m`` with those of its candidates worth matching."""
     if not m.views:
         return {}
     lookups: dict[int, PreparedFingers] = {}
@@ -421,7 +461,7 @@ def _second_stage(
                 lookups[gid] = theirs
                 fingers_read.add(pid)
         else:
-            other = members[face_rows[-gid - 1]]
+            other = members[-gid - 1]
             if _worth_matching(face, m.views, other.views, t):
                 lookups[gid] = other.prepared()
     if not lookups:
@@ -432,15 +472,15 @@ def _second_stage(
 
 def _gallery_fingers(
     session: Session, gallery: Gallery, settings: Settings, members: list[_Member],
-    face_rows: list[int], searched: list[list[tuple[int, float | None]]], t: Thresholds,
+    searched: _Pairs, t: Thresholds,
 ) -> dict[int, tuple[uuid.UUID, PreparedFingers]]:
-    """Stored fingers of the gallery candidates some fingered member may need, by face id.
+    """Stored fingers of the gallery candidates some fingered member may need, by record id.
 
     Only candidates that `_worth_matching` lets through are opened and prepared.
     """
     # (member, face) pairs per gallery id that could matter even if every finger matched.
     want: dict[int, list[tuple[_Member, float | None]]] = {}
-    for i, pairs in zip(face_rows, searched, strict=True):
+    for i, pairs in searched.items():
         m = members[i]
         for gid, face in pairs:
             if gid >= 0 and _reachable(face, len(m.views), t):
@@ -479,16 +519,16 @@ def enrol_household(
                     text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ENROLMENT_LOCK_KEY}
                 )
             gallery.catch_up(session)
-            face_rows, fingers_read = _decide(session, members, gallery, settings,
-                                              data.request_adjudication)
+            fingers_read = _decide(session, members, gallery, settings,
+                                   data.request_adjudication)
             for m in members:
                 m.candidates = _biographic_candidates(
                     session, m.data, settings.biographic_threshold
                 )
             if any(m.outcome == Outcome.DUPLICATE for m in members):
-                return _refuse(session, data, members, face_rows, ctx, t, fingers_read)
-            result, new_records, new_fingers = _create(session, data, members, face_rows,
-                                                       gallery, ctx, t, fingers_read)
+                return _refuse(session, data, members, ctx, t, fingers_read)
+            result, new_records, new_fingers = _create(session, data, members, gallery, ctx,
+                                                       t, fingers_read)
         gallery.add_committed(new_records)
         if gallery.fingers is not None:
             gallery.fingers.add_committed(new_fingers)
@@ -496,13 +536,13 @@ def enrol_household(
 
 
 def _refuse(
-    session: Session, data: HouseholdCreate, members: list[_Member], face_rows: list[int],
-    ctx: EnrolmentContext, t: Thresholds, fingers_read: set[uuid.UUID],
+    session: Session, data: HouseholdCreate, members: list[_Member], ctx: EnrolmentContext,
+    t: Thresholds, fingers_read: set[uuid.UUID],
 ) -> EnrolmentResult:
     nobody: list[uuid.UUID | None] = [None] * len(members)
     outs = []
     for i, m in enumerate(members):
-        face = (_face_candidates(session, m.decision, face_rows, nobody, t, m.sources)
+        face = (_face_candidates(session, m.decision, nobody, t, m.sources)
                 if m.decision else [])
         outs.append(MemberOutcome(member_no=i + 1, person_id=None, outcome=m.outcome.value,
                                   candidates=_merge(face, m.candidates or [])))
@@ -526,8 +566,8 @@ def _refuse(
 
 
 def _create(
-    session: Session, data: HouseholdCreate, members: list[_Member], face_rows: list[int],
-    gallery: Gallery, ctx: EnrolmentContext, t: Thresholds, fingers_read: set[uuid.UUID],
+    session: Session, data: HouseholdCreate, members: list[_Member], gallery: Gallery,
+    ctx: EnrolmentContext, t: Thresholds, fingers_read: set[uuid.UUID],
 ) -> tuple[EnrolmentResult, list[tuple[int, np.ndarray]], list[tuple[int, np.ndarray]]]:
     outcomes = [m.outcome for m in members]
     overall = Outcome.ADJUDICATE if Outcome.ADJUDICATE in outcomes else Outcome.NO_MATCH
@@ -604,15 +644,17 @@ def _create(
     session.flush()
     members_out = []
     for person, m in zip(persons, members, strict=True):
-        face = (_face_candidates(session, m.decision, face_rows, person_ids, t, m.sources)
+        face = (_face_candidates(session, m.decision, person_ids, t, m.sources)
                 if m.decision else [])
         candidates = _merge(face, m.candidates or [])
         if m.outcome == Outcome.ADJUDICATE:
             _open_case(session, person, m.kind, candidates, ctx)
+        details = {"household_id": str(household.id), "dedup": m.outcome.value}
+        if m.probe is None and m.views:
+            details["face_exception"] = _face_reason(m.data)
         audit.record(
             session, actor=ctx.officer, action="person.create", subject_type="person",
-            subject_id=str(person.id),
-            details={"household_id": str(household.id), "dedup": m.outcome.value},
+            subject_id=str(person.id), details=details,
         )
         members_out.append(MemberOutcome(member_no=person.member_no, person_id=person.id,
                                          outcome=m.outcome.value, candidates=candidates))
@@ -634,6 +676,11 @@ def _create(
     })
     return (result, [(rec.id, probe) for rec, probe in records],
             [(max(r.id for r in keyed), d) for keyed, d in finger_entries])
+
+
+def _face_reason(data: PersonCreate) -> str:
+    """Why a member with fingers has no face (the schema requires the `face` exception)."""
+    return next(x.reason for x in data.missing_biometrics if x.modality == "face")
 
 
 def _open_case(session: Session, person: Person, kind: str,

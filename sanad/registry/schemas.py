@@ -229,7 +229,9 @@ class PersonCreate(BaseModel):
     relationship_to_head: Literal["head", "spouse", "child", "parent", "sibling", "other"]
     phone: str | None = Field(default=None, pattern=r"^\+[1-9][0-9]{6,14}$")
     face: FaceCapture | None = Field(
-        default=None, description="Required unless `biometrics_refused_reason` is given."
+        default=None, description="Required unless `biometrics_refused_reason` is given, or "
+        "`fingers` are given and `missing_biometrics` lists the face (`modality: face`) with "
+        "its reason: such a person is deduplicated by fingerprints and always adjudicated.",
     )
     biometrics_refused_reason: str | None = Field(
         default=None, min_length=3, max_length=500, pattern=r"^[^\x00-\x08\x0b-\x1f\x7f]+$",
@@ -263,12 +265,24 @@ class PersonCreate(BaseModel):
         for m in v:
             if m.modality in present:
                 raise ValueError(f"{m.modality} is both captured (fingers) and listed as missing")
+            if m.modality == "face" and info.data.get("face") is not None:
+                raise ValueError("face is both captured (face) and listed as missing")
         return v
 
     @model_validator(mode="after")
     def _face_or_reason(self) -> PersonCreate:
+        face_missing = any(m.modality == "face" for m in self.missing_biometrics)
         if self.face is None and not self.biometrics_refused_reason:
-            raise ValueError("face is required unless biometrics_refused_reason is given")
+            if not self.fingers:
+                raise ValueError(
+                    "face is required unless biometrics_refused_reason is given, or fingers "
+                    "are given and missing_biometrics lists the face with its reason"
+                )
+            if not face_missing:
+                raise ValueError(
+                    "no face given: to enrol on fingerprints alone, list the face in "
+                    "missing_biometrics (modality 'face') with its reason"
+                )
         if self.face is not None and self.biometrics_refused_reason:
             raise ValueError("give either face or biometrics_refused_reason, not both")
         if self.fingers and self.biometrics_refused_reason:

@@ -167,9 +167,15 @@ def _household_body(
                 BiometricRecord.person_id == person.id, BiometricRecord.modality == FACE
             )
         )
-        if rec is None:
-            raise NotFound(f"local person {person.id} has no face template")
-        template = sealer.open(rec.template, aad=template_aad(person.id, FACE))
+        # No face record: biometrics refused (the reason goes along) or a face exception with
+        # fingers (`captures_json` carries the exception); the centre takes the same path.
+        face: dict[str, Any] = {}
+        if rec is not None:
+            template = sealer.open(rec.template, aad=template_aad(person.id, FACE))
+            face["face"] = {"template": base64.b64encode(template).decode(),
+                            "quality": rec.quality}
+        elif person.biometrics_refused_reason:
+            face["biometrics_refused_reason"] = person.biometrics_refused_reason
         members.append({
             "given_name": person.given_name, "family_name": person.family_name,
             "father_name": person.father_name, "given_name_ar": person.given_name_ar,
@@ -178,7 +184,7 @@ def _household_body(
             "dob_precision": person.dob_precision, "sex": person.sex,
             "nationality": person.nationality,
             "relationship_to_head": person.relationship_to_head, "phone": person.phone,
-            "face": {"template": base64.b64encode(template).decode(), "quality": rec.quality},
+            **face,
             **captures_json(session, sealer, person.id),  # fingers, missing_biometrics
         })
     return {
