@@ -7,8 +7,9 @@ migrated once, and every test starts from empty tables.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -85,6 +86,21 @@ def registry(initialised: tuple[Settings, str]) -> Iterator[Registry]:
     reg = open_registry(initialised[0])
     yield reg
     reg.close()
+
+
+@pytest.fixture
+def make_registry(initialised: tuple[Settings, str]) -> Iterator[Callable[..., Registry]]:
+    """Open registries (as separate processes would) on the test database, with overrides."""
+    opened: list[Registry] = []
+
+    def make(**overrides: Any) -> Registry:
+        reg = open_registry(initialised[0].model_copy(update=overrides))
+        opened.append(reg)
+        return reg
+
+    yield make
+    for reg in opened:
+        reg.close()
 
 
 @pytest.fixture

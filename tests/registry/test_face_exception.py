@@ -9,7 +9,7 @@ without a face template.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -17,7 +17,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from sanad.config import Settings
 from sanad.registry import cards as card_svc
 from sanad.registry.adjudication import Verdict, decide_case
 from sanad.registry.db import transaction
@@ -28,7 +27,7 @@ from sanad.registry.models import (
     BiometricRecord,
     Person,
 )
-from sanad.registry.runtime import Registry, open_registry
+from sanad.registry.runtime import Registry
 from sanad.registry.schemas import CandidatePublic, EnrolmentResult
 from sanad.verify import verify
 from sanad.verify.face import FaceProbe
@@ -40,20 +39,6 @@ from tests.factories import enrol as _enrol
 FOUR = (1, 2, 6, 7)  # thumbs and index fingers: the pre-filter's fingers
 NO_FACE = {"modality": "face", "reason": "bandaged", "note": "burns, dressing on the face"}
 
-
-@pytest.fixture
-def make_registry(initialised: tuple[Settings, str]) -> Iterator[Callable[..., Registry]]:
-    """Open registries on the test database with setting overrides."""
-    opened: list[Registry] = []
-
-    def make(**overrides: Any) -> Registry:
-        reg = open_registry(initialised[0].model_copy(update=overrides))
-        opened.append(reg)
-        return reg
-
-    yield make
-    for reg in opened:
-        reg.close()
 
 
 def _faceless(identity: int, rng: np.random.Generator, **overrides: Any) -> dict[str, Any]:

@@ -8,7 +8,7 @@ when its snapshot is ahead or unreadable, and drops erased people.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -27,7 +27,7 @@ from sanad.registry.finger_gallery import (
     save_snapshot,
 )
 from sanad.registry.models import AuditEvent, BiometricRecord, Person
-from sanad.registry.runtime import Registry, open_registry
+from sanad.registry.runtime import Registry
 from sanad.registry.schemas import HouseholdCreate
 from tests import factories
 from tests.factories import alone as _alone
@@ -37,20 +37,6 @@ CTX = EnrolmentContext(officer="officer-1")
 TEN = tuple(range(1, 11))
 OTHER = 300  # the synthetic person whose face the probe wears
 
-
-@pytest.fixture
-def make_registry(initialised: tuple[Settings, str]) -> Iterator[Callable[..., Registry]]:
-    """Open registries (as separate processes would) on the test database, with overrides."""
-    opened: list[Registry] = []
-
-    def make(**overrides: Any) -> Registry:
-        reg = open_registry(initialised[0].model_copy(update=overrides))
-        opened.append(reg)
-        return reg
-
-    yield make
-    for reg in opened:
-        reg.close()
 
 
 
