@@ -8,6 +8,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from sqlalchemy import func, select
 
 from sanad.abis.templates import encode_template
 from sanad.biometrics.finger import encode_record
@@ -19,6 +20,13 @@ if TYPE_CHECKING:
     from sanad.registry.schemas import EnrolmentResult
 
 POPULATION = SyntheticPopulation(seed=2026)
+
+
+def count_rows(registry: Registry, model: Any) -> int:
+    """Rows of ``model``'s table (e.g. to show that a refused request wrote nothing)."""
+    with registry.sessions() as s:
+        return int(s.scalar(select(func.count()).select_from(model)) or 0)
+
 # Fingers of identity i belong to the same person as face identity i.
 FINGERS = SyntheticFingers(seed=2026)
 INDEX_FINGERS = (2, 7)  # right and left index, what most field kits capture

@@ -59,8 +59,8 @@ _INT8_SCALE = 127.0
 # Re-rank / exhaustive blocks stay within ~64 MiB of float32 scores.
 _BLOCK_ELEMENTS = 1 << 24
 # PQ: sub-vectors of this many dimensions by default, 4-bit codes (FAISS fast-scan needs 4
-# bits). 2, not 4: at 1.45 M the 4-dimension codes lost 37 of 2,319 exact near-threshold pairs,
-# these 1 (docs/abis.md §6).
+# bits). 2, not 4: at 1.45 M, 4-dimension codes lost 37 of 2,319 exact near-threshold pairs and
+# 2-dimension codes lost 1 (docs/abis.md §6).
 _SUBVECTOR_DIM = 2
 _PQ_BITS = 4
 # Below this many entries there is no quantiser and every entry is scored on int8; k-means

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from sanad.registry.models import AdjudicationCase, AuditEvent, Person
 from sanad.registry.runtime import Registry
 from tests import factories
-
-
-def _count(registry: Registry, model: Any) -> int:
-    with registry.sessions() as s:
-        return int(s.scalar(select(func.count()).select_from(model)) or 0)
+from tests.factories import count_rows
 
 
 def test_household_enrolled_and_read_back_identically(
@@ -53,7 +47,7 @@ def test_reenrolment_with_fresh_capture_is_refused_and_creates_nobody(
     first = client.post("/households", json=factories.household([20, 21], rng),
                         headers=admin_headers)
     assert first.status_code == 201
-    persons_before = _count(registry, Person)
+    persons_before = count_rows(registry, Person)
     # Same person 21, a new noisy capture, a respelled name, alone in a new household.
     again = factories.household([21], rng)
     again["members"][0]["given_name"] = "Muhammad"
@@ -65,7 +59,7 @@ def test_reenrolment_with_fresh_capture_is_refused_and_creates_nobody(
     member = problem["members"][0]
     assert member["outcome"] in {"duplicate", "adjudicate"}
     assert member["candidates"][0]["person_id"] == first.json()["members"][1]["person_id"]
-    assert _count(registry, Person) == persons_before
+    assert count_rows(registry, Person) == persons_before
     with registry.sessions() as s:
         actions = s.scalars(select(AuditEvent.action)).all()
     assert "enrolment.refused_duplicate" in actions
@@ -81,7 +75,7 @@ def test_same_person_twice_in_one_submission_is_caught(
     second = resp.json()["members"][1]
     assert second["outcome"] == "duplicate"
     assert second["candidates"][0]["member_no"] == 1
-    assert _count(registry, Person) == 0
+    assert count_rows(registry, Person) == 0
 
 
 def test_borderline_score_opens_an_adjudication_case(

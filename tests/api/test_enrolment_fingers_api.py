@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import base64
 import uuid
-from typing import Any
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from sanad.registry.models import AdjudicationCase, BiometricRecord, Person
 from sanad.registry.runtime import Registry
 from tests import factories
-
-
-def _count(registry: Registry, model: Any) -> int:
-    with registry.sessions() as s:
-        return int(s.scalar(select(func.count()).select_from(model)) or 0)
+from tests.factories import count_rows
 
 
 def test_fingers_round_trip_and_fused_duplicate(
@@ -63,7 +58,7 @@ def test_bad_finger_record_is_a_422_naming_the_field_and_writes_nothing(
     payload["members"][1]["fingers"] = factories.fingers(63, rng)
     good = base64.b64decode(payload["members"][1]["fingers"][1]["record"])
     payload["members"][1]["fingers"][1]["record"] = base64.b64encode(good[:-5]).decode()
-    persons, records = _count(registry, Person), _count(registry, BiometricRecord)
+    persons, records = count_rows(registry, Person), count_rows(registry, BiometricRecord)
     resp = client.post("/households", json=payload, headers=admin_headers)
     assert resp.status_code == 422, resp.text
     assert resp.headers["content-type"].startswith("application/problem+json")
@@ -71,8 +66,8 @@ def test_bad_finger_record_is_a_422_naming_the_field_and_writes_nothing(
     fields = [e["field"] for e in problem["errors"]]
     assert fields == ["members.1.fingers.1.record"]
     assert "19794-2" in problem["errors"][0]["message"]
-    assert _count(registry, Person) == persons
-    assert _count(registry, BiometricRecord) == records
+    assert count_rows(registry, Person) == persons
+    assert count_rows(registry, BiometricRecord) == records
 
 
 def test_finger_listed_as_missing_and_captured_is_a_422(

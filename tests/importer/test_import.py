@@ -19,6 +19,7 @@ from sanad.registry.db import transaction
 from sanad.registry.models import Household, Person
 from sanad.registry.runtime import Registry
 from sanad.registry.sync_models import ImportCheckpoint, ImportedRecord, ImportJob
+from tests.factories import count_rows
 
 MAPPING = {
     "source": "census-2019", "format": "csv",
@@ -72,11 +73,6 @@ def _run(registry: Registry, data: Path, mapping: Path, **kw: int) -> dict[str, 
                             batch_rows=kw.get("batch_rows", 3))
 
 
-def _count(registry: Registry, model: type) -> int:
-    with transaction(registry.sessions) as session:
-        return int(session.scalar(select(func.count()).select_from(model)) or 0)
-
-
 def test_bad_rows_are_reported_and_good_rows_imported(registry: Registry, tmp_path: Path
                                                       ) -> None:
     data, mapping = _write(tmp_path, ROWS)
@@ -118,12 +114,12 @@ def test_interrupted_import_resumes_where_it_stopped(registry: Registry, tmp_pat
     first = importer.run_job(registry.sessions, job.id, batch_rows=3, lease_seconds=0,
                              max_batches=1)  # the process "dies" after one batch
     assert first["status"] == "running" and first["processed_rows"] == 3
-    assert _count(registry, Person) == 2
+    assert count_rows(registry, Person) == 2
     # Its lease has expired: another worker takes the job over from the checkpoint.
     assert importer.claim_job(registry.sessions, lease_seconds=60) == job.id
     final = importer.run_job(registry.sessions, job.id, batch_rows=3, lease_seconds=60)
     assert final["status"] == "done" and final["imported"] == 4
-    assert _count(registry, Person) == 4 and _count(registry, ImportedRecord) == 4
+    assert count_rows(registry, Person) == 4 and count_rows(registry, ImportedRecord) == 4
     with transaction(registry.sessions) as session:
         assert session.get(ImportCheckpoint, job.id).last_row == 8  # type: ignore[union-attr]
         report = importer.job_errors(session, job.id)
@@ -146,7 +142,7 @@ def test_reimport_and_jsonl(registry: Registry, tmp_path: Path) -> None:
     jmap.write_text(json.dumps({**MAPPING, "format": "jsonl"}))
     summary = _run(registry, lines, jmap)
     assert (summary["imported"], summary["rejected"]) == (1, 2)
-    assert _count(registry, Person) == 5
+    assert count_rows(registry, Person) == 5
 
 
 def test_api_job_runs_in_background_worker(
@@ -159,7 +155,7 @@ def test_api_job_runs_in_background_worker(
     assert resp.status_code == 202, resp.text
     url = resp.headers["Location"]
     assert client.get(url, headers=admin_headers).json()["status"] == "queued"
-    assert _count(registry, Person) == 0  # nothing happened inside the request
+    assert count_rows(registry, Person) == 0  # nothing happened inside the request
     run_worker(registry, until_idle=True, max_seconds=60)
     status = client.get(url, headers=admin_headers).json()
     assert status["status"] == "done" and status["imported"] == 4

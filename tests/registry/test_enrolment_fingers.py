@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from sanad.biometrics.finger import (
     FingerMinutiaeRecord,
@@ -34,17 +34,11 @@ from sanad.registry.runtime import Registry
 from sanad.registry.schemas import FingerCapture, HouseholdCreate
 from tests import factories
 from tests.factories import alone as _alone
+from tests.factories import count_rows
 from tests.factories import enrol as _enrol
 
 CTX = EnrolmentContext(officer="officer-1")
 FOUR = (1, 2, 6, 7)  # thumbs and index fingers
-
-
-
-
-def _count(registry: Registry, model: Any) -> int:
-    with registry.sessions() as s:
-        return int(s.scalar(select(func.count()).select_from(model)) or 0)
 
 
 def test_fingers_are_stored_sealed_one_record_per_finger(registry: Registry) -> None:
@@ -78,7 +72,7 @@ def test_reenrolment_with_fresh_face_and_fingers_is_a_fused_duplicate(
 ) -> None:
     rng = np.random.default_rng(2)
     first = _enrol(registry, _alone(factories.member(41, rng, fingers=factories.fingers(41, rng))))
-    persons = _count(registry, Person)
+    persons = count_rows(registry, Person)
     again = _enrol(registry, _alone(factories.member(41, rng, fingers=factories.fingers(41, rng))))
     assert again.outcome == "duplicate"
     cand = again.members[0].candidates[0]
@@ -88,7 +82,7 @@ def test_reenrolment_with_fresh_face_and_fingers_is_a_fused_duplicate(
     assert cand.fused_llr >= registry.settings.dedup_fused_match_threshold
     assert cand.finger_llr is not None and cand.finger_llr > 0
     assert cand.at_match_threshold
-    assert _count(registry, Person) == persons
+    assert count_rows(registry, Person) == persons
     with registry.sessions() as s:
         refused = s.scalars(select(AuditEvent).where(
             AuditEvent.action == "enrolment.refused_duplicate")).one()

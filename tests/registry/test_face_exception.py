@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from sanad.registry import cards as card_svc
 from sanad.registry.adjudication import Verdict, decide_case
@@ -34,11 +34,11 @@ from sanad.verify.face import FaceProbe
 from tests import factories
 from tests.cards.helpers import issue
 from tests.factories import alone as _alone
+from tests.factories import count_rows
 from tests.factories import enrol as _enrol
 
 FOUR = (1, 2, 6, 7)  # thumbs and index fingers: the pre-filter's fingers
 NO_FACE = {"modality": "face", "reason": "bandaged", "note": "burns, dressing on the face"}
-
 
 
 def _faceless(identity: int, rng: np.random.Generator, **overrides: Any) -> dict[str, Any]:
@@ -47,11 +47,6 @@ def _faceless(identity: int, rng: np.random.Generator, **overrides: Any) -> dict
                             missing_biometrics=[NO_FACE], **overrides)
     del data["face"]
     return data
-
-
-def _count(registry: Registry, model: Any) -> int:
-    with registry.sessions() as s:
-        return int(s.scalar(select(func.count()).select_from(model)) or 0)
 
 
 def _case(registry: Registry, person_id: uuid.UUID | None) -> AdjudicationCase:
@@ -99,14 +94,14 @@ def test_face_exception_rules_are_422s_naming_the_field(
                               missing_biometrics=[NO_FACE], **update)
     for key in drop:
         del member[key]
-    persons = _count(registry, Person)
+    persons = count_rows(registry, Person)
     resp = client.post("/households", json=_alone(member), headers=admin_headers)
     assert resp.status_code == 422, resp.text
     assert resp.headers["content-type"].startswith("application/problem+json")
     errors = resp.json()["errors"]
     assert [e["field"] for e in errors] == [field], errors
     assert message in errors[0]["message"]
-    assert _count(registry, Person) == persons
+    assert count_rows(registry, Person) == persons
 
 
 # --- enrolment --------------------------------------------------------------------------------
@@ -160,7 +155,7 @@ def test_same_fingers_again_without_a_face_are_found(registry: Registry, seed: i
     rng = np.random.default_rng(seed)
     first = _enrol(registry, _alone(_faceless(920, rng)))
     a = first.members[0].person_id
-    persons = _count(registry, Person)
+    persons = count_rows(registry, Person)
     again = _enrol(registry, _alone(_faceless(920, rng, given_name="Ahmad")))
     member = again.members[0]
     (cand,) = [c for c in member.candidates if c.person_id == a and c.source != "biographic"]
@@ -174,7 +169,7 @@ def test_same_fingers_again_without_a_face_are_found(registry: Registry, seed: i
             ["enrolment.refused_duplicate", "household.enrol"])).order_by(AuditEvent.seq)).all()
     assert str(a) in events[-1].details["fingers_read"]
     if expected == "duplicate":
-        assert _count(registry, Person) == persons
+        assert count_rows(registry, Person) == persons
         assert events[-1].action == "enrolment.refused_duplicate"
     else:
         case = _case(registry, member.person_id)
@@ -227,7 +222,7 @@ def test_same_fingers_twice_in_one_submission_are_caught(
     assert cand.face_score is None  # one side has no face: no face evidence
     expected = _expected(registry, cand.fused_llr)
     assert second.outcome == result.outcome == expected
-    assert _count(registry, Person) == (0 if expected == "duplicate" else 2)
+    assert count_rows(registry, Person) == (0 if expected == "duplicate" else 2)
 
 
 def test_a_face_member_decides_the_same_beside_a_faceless_member(registry: Registry) -> None:

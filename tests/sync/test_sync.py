@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from sanad.errors import StationRevoked, SyncUnavailable
 from sanad.registry.db import transaction
@@ -20,15 +20,10 @@ from sanad.registry.runtime import Registry
 from sanad.registry.sync_models import QueuedPacket, ReceivedPacket, SyncConflict
 from sanad.sync import centre, station
 from sanad.sync.client import sync_station
-from tests.factories import household
+from tests.factories import count_rows, household
 from tests.sync.conftest import Kit, make_kit
 
 URL = "http://testserver"
-
-
-def _count(reg: Registry, model: type) -> int:
-    with transaction(reg.sessions) as session:
-        return int(session.scalar(select(func.count()).select_from(model)) or 0)
 
 
 def _queue(kit: Kit) -> list[bytes]:
@@ -70,14 +65,14 @@ def test_week_offline_then_sync_with_central_dedup(
     status = kit.client.get("/sync/station/status", headers=kit.headers).json()
     assert status["queue_size"] == 22 and status["last_error"] is None
     # The kit's gallery holds its own enrolments only.
-    assert len(kit.registry.gallery.index) == _count(kit.registry, Person)
+    assert len(kit.registry.gallery.index) == count_rows(kit.registry, Person)
 
     report = sync_station(kit.registry, client=client, url=URL, token=admin_token)
     assert report.sent == 22 and report.receipted == 22 and report.rejected == 0
     statuses = sorted(r["status"] for r in report.results)
     assert statuses.count("duplicate") == 1 and statuses.count("imported") == 21
-    assert _count(kit.registry, QueuedPacket) == 0  # purged on receipt
-    assert _count(registry, Household) == 1 + 21
+    assert count_rows(kit.registry, QueuedPacket) == 0  # purged on receipt
+    assert count_rows(registry, Household) == 1 + 21
     final = kit.client.get(f"/sync/station/households/{local_ids[0]}/receipt",
                            headers=kit.headers).json()
     assert final["provisional"] is False and final["central"]["registration_number"]
@@ -106,7 +101,7 @@ def test_same_packet_twice_is_imported_once(
     assert b["household_id"] == a["household_id"]
     again = client.post("/sync/packets", json=body, headers=admin_headers).json()["results"]
     assert all(r["replayed"] for r in again)
-    assert _count(registry, Household) == 1 and _count(registry, ReceivedPacket) == 1
+    assert count_rows(registry, Household) == 1 and count_rows(registry, ReceivedPacket) == 1
 
 
 def test_altered_byte_and_unknown_station_are_rejected_and_reported(
@@ -122,7 +117,7 @@ def test_altered_byte_and_unknown_station_are_rejected_and_reported(
         [r] = client.post("/sync/packets", json={"packets": [base64.b64encode(bad).decode()]},
                           headers=admin_headers).json()["results"]
         assert r["status"] == "rejected" and r["code"] == "packet_invalid"
-    assert _count(registry, Household) == 0
+    assert count_rows(registry, Household) == 0
 
     stranger = make_kit(tmp_path, registry, "kit-unregistered", kit_template, register=False)
     try:
@@ -137,7 +132,7 @@ def test_altered_byte_and_unknown_station_are_rejected_and_reported(
     finally:
         stranger.client.__exit__(None, None, None)
         stranger.registry.close()
-    assert _count(registry, Household) == 0
+    assert count_rows(registry, Household) == 0
 
 
 def test_revoked_station_is_refused(
@@ -150,7 +145,7 @@ def test_revoked_station_is_refused(
     assert resp.status_code == 200 and resp.json()["status"] == "revoked"
     report = sync_station(kit.registry, client=client, url=URL, token=admin_token)
     assert report.rejected == 1 and report.results[0]["code"] == "station_revoked"
-    assert _count(registry, Household) == 0
+    assert count_rows(registry, Household) == 0
     status = kit.client.get("/sync/station/status", headers=kit.headers).json()
     assert status["revoked"] is True and status["queue_size"] == 1
     # Enrolment still works offline, but nothing more is queued for a revoked key.
