@@ -159,6 +159,39 @@ class HouseholdPublic(BaseModel):
     member_ids: list[uuid.UUID]
 
 
+class CapturedFingerPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    position: int = Field(description="ISO/IEC 19794-2 finger code 1..10.", examples=[7])
+    name: str = Field(examples=["left_index"])
+    quality: float = Field(description="Capture quality, 0..1.")
+    captured_at: datetime
+
+
+class CaptureExceptionPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    modality: str = Field(description="`face`, `finger:<code>`, or `all` for a refusal of "
+                          "every biometric.", examples=["finger:7"])
+    reason: str = Field(examples=["amputated"])
+    note: str
+    recorded_at: datetime
+
+
+class BiometricsPublic(BaseModel):
+    """What was captured for a person and what could not be: metadata only, never a template."""
+
+    model_config = ConfigDict(from_attributes=True)
+    person_id: uuid.UUID
+    face: bool = Field(description="A face template is on record.")
+    face_quality: float | None
+    face_captured_at: datetime | None
+    photo: bool = Field(description="An enrolment portrait is on record (for the card).")
+    fingers: list[CapturedFingerPublic]
+    exceptions: list[CaptureExceptionPublic] = Field(
+        description="Biometrics recorded as not capturable, with the reason, oldest first.")
+    refused_reason: str | None = Field(
+        description="Why the person was enrolled without biometrics, when they were.")
+
+
 class AuditEventPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     seq: int

@@ -64,6 +64,7 @@ from sanad.config import Settings
 from sanad.credentials.ids import new_registration_number
 from sanad.errors import InvalidInput
 from sanad.notify.outbox import emit
+from sanad.registry.captures import REFUSED
 from sanad.registry.db import transaction
 from sanad.registry.finger_gallery import PREFILTER_MODALITIES, people_fingers
 from sanad.registry.fingers import (
@@ -636,7 +637,7 @@ def _create(
             session.add(BiometricException(person_id=person.id, modality=missing.modality,
                                            reason=missing.reason, note=missing.note))
         if m.data.biometrics_refused_reason:
-            session.add(BiometricException(person_id=person.id, modality="all",
+            session.add(BiometricException(person_id=person.id, modality=REFUSED,
                                            reason="refused",
                                            note=m.data.biometrics_refused_reason))
     session.add(Enrolment(household_id=household.id, officer=ctx.officer, site=data.site,

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, selectinload
 from sanad import audit
 from sanad.errors import InvalidInput, NotFound, PreconditionFailed, PreconditionRequired
 from sanad.registry.access_models import PersonPhoto, StatusChange
+from sanad.registry.captures import CaptureSummary, summaries_for
 from sanad.registry.db import utcnow
 from sanad.registry.gallery import template_aad
 from sanad.registry.models import AdjudicationCase, AuditEvent, Household, Person
@@ -134,13 +135,16 @@ class PersonRecord:
     changes: list[StatusChange]
     trail: list[AuditEvent]
     has_photo: bool
+    captures: CaptureSummary | None  # None unless asked for (`with_captures`)
 
 
 def person_record(
-    session: Session, *, person_id: uuid.UUID, actor: str, with_trail: bool
+    session: Session, *, person_id: uuid.UUID, actor: str, with_trail: bool,
+    with_captures: bool = False,
 ) -> PersonRecord:
     """The full record of one person; audited as a read. `with_trail` (auditors) adds every
-    audit event about the person, their household, their cards and their adjudication cases."""
+    audit event about the person, their household, their cards and their adjudication cases;
+    `with_captures` what was captured and the biometric exceptions (`captures.READERS`)."""
     person = session.scalar(
         select(Person).where(Person.id == person_id).options(selectinload(Person.cards))
     )
@@ -153,7 +157,8 @@ def person_record(
     assert household is not None  # foreign key
     audit.record(
         session, actor=actor, action="person.read", subject_type="person",
-        subject_id=str(person.id), details={"view": "record", "trail": with_trail},
+        subject_id=str(person.id),
+        details={"view": "record", "trail": with_trail, "biometrics": with_captures},
     )
     trail: list[AuditEvent] = []
     if with_trail:
@@ -172,6 +177,7 @@ def person_record(
     return PersonRecord(
         person=person, household=household, members=list(household.members),
         changes=history(session, household_id=household.id), trail=trail, has_photo=has_photo,
+        captures=summaries_for(session, [person])[person.id] if with_captures else None,
     )
 
 

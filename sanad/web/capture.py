@@ -1,5 +1,6 @@
-"""Photo capture for the enrolment page: image type sniffing, quality feedback and the face
-template, through the face model's public interface (`sanad.biometrics.face`).
+"""Capture for the enrolment page: photos (image type sniffing, quality feedback and the face
+template, through the face model's public interface `sanad.biometrics.face`) and fingerprint
+records (ISO/IEC 19794-2 files from the scanner's software, split into one capture per finger).
 
 The browser sends the photo twice: once as soon as it is chosen or taken (`/enrol/photo-check`,
 for feedback before submitting) and once with the form. Both go through `check_photo`, so the
@@ -17,8 +18,10 @@ from PIL import Image, UnidentifiedImageError
 
 from sanad.abis.templates import encode_template
 from sanad.biometrics.face import InvalidImage, default_extractor
+from sanad.biometrics.finger import FingerTemplateError, decode_record
 
 MAX_PHOTO_BYTES = 2_000_000
+MAX_FINGER_RECORD_BYTES = 200_000  # ten views of 255 minutiae are ~16 kB
 _TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 
 
@@ -68,3 +71,41 @@ def check_photo(data: bytes) -> PhotoCheck:
         reasons=[r.value for r in analysis.reasons], content_type=content_type,
         template=analysis.template,
     )
+
+
+@dataclass(frozen=True)
+class FingerFile:
+    """One uploaded fingerprint record and the finger positions (ISO codes) it holds."""
+
+    data: bytes
+    positions: tuple[int, ...]
+
+    def b64(self) -> str:
+        return base64.b64encode(self.data).decode()
+
+
+def read_finger_file(data: bytes, name: str = "") -> FingerFile:
+    """Decode an ISO/IEC 19794-2:2005 record; `ValueError` with an officer-readable message
+    when it is not one, or when a view does not say which finger it is."""
+    label = f"{name}: " if name else ""
+    if not data:
+        raise ValueError(f"{label}the file is empty")
+    if len(data) > MAX_FINGER_RECORD_BYTES:
+        raise ValueError(f"{label}larger than {MAX_FINGER_RECORD_BYTES} bytes")
+    try:
+        record = decode_record(data)
+    except FingerTemplateError as exc:
+        raise ValueError(
+            f"{label}not an ISO/IEC 19794-2 finger minutiae record ({exc.message})"
+        ) from None
+    positions = tuple(int(v.position) for v in record.views)
+    if 0 in positions:
+        raise ValueError(f"{label}a view does not say which finger it is (position 0): set the "
+                         "finger position in the scanner software")
+    return FingerFile(data=data, positions=positions)
+
+
+def finger_payload(files: list[FingerFile]) -> list[dict[str, object]]:
+    """`PersonCreate.fingers`: one entry per view (the schema picks that view of the record;
+    a finger in two files is reported by the schema as given twice)."""
+    return [{"position": pos, "record": f.b64()} for f in files for pos in f.positions]

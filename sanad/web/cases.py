@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sanad.api.deps import Principal, RegistryDep, require_page
 from sanad.errors import SanadError
 from sanad.registry import adjudication, person_records
+from sanad.registry.captures import summaries_for
 from sanad.registry.db import transaction
 from sanad.registry.models import Role
 from sanad.web.session import CsrfChecked, data_uris, render
@@ -40,7 +41,12 @@ def _case_page(
         photos = data_uris(person_records.photos_for(session, person_ids=ids,
                                                      actor=user.username,
                                                      sealer=registry.sealer))
-    return render(request, "case.html", {"d": detail, "error": error, "photos": photos},
+        # What each side had captured, and why not: the reason for a face_exception or
+        # no_biometrics case (the case read above is the audited read).
+        people = [detail.person, *(c.person for c in detail.candidates if c.person)]
+        captures = summaries_for(session, people)
+    return render(request, "case.html",
+                  {"d": detail, "error": error, "photos": photos, "captures": captures},
                   user=user, status_code=status_code)
 
 

@@ -1,5 +1,7 @@
 """Household enrolment pages: the form (members, both scripts, date-of-birth precision, photo by
-upload or webcam with quality feedback), the photo check, and the result page.
+upload or webcam with quality feedback, fingerprint records from the scanner, and the biometric
+exceptions: a finger amputated or unreadable, a face that cannot be photographed, a refusal),
+the photo check, and the result page.
 
 The form posts multipart data with one field group per member (`m0_given_name`, …). The
 submission is validated by the same `HouseholdCreate` schema the API uses, so the page and the
@@ -28,7 +30,13 @@ from sanad.registry.person_records import save_photo
 from sanad.registry.runtime import Registry
 from sanad.registry.schemas import EnrolmentResult, HouseholdCreate
 from sanad.web import i18n
-from sanad.web.capture import PhotoCheck, check_photo
+from sanad.web.capture import (
+    FingerFile,
+    PhotoCheck,
+    check_photo,
+    finger_payload,
+    read_finger_file,
+)
 from sanad.web.session import CsrfChecked, render
 
 router = APIRouter(include_in_schema=False)
@@ -36,6 +44,13 @@ Officer = Annotated[Principal, Depends(require_page(Role.REGISTRATION_OFFICER))]
 MEMBER_FIELDS = ("given_name", "family_name", "father_name", "given_name_ar", "family_name_ar",
                  "father_name_ar", "date_of_birth", "dob_precision", "sex", "nationality",
                  "relationship_to_head", "phone")
+# Biometric exceptions, per member: why the face cannot be photographed, why each finger
+# cannot be captured (`MissingBiometric.reason`), and a refusal of every biometric.
+FACE_REASONS = ("unreadable", "bandaged", "refused", "other")
+FINGER_REASONS = ("amputated", "unreadable", "bandaged", "other")
+FINGER_CODES = tuple(range(1, 11))
+EXCEPTION_FIELDS = ("face_missing", "refused_reason",
+                    *(f"finger{c}_missing" for c in FINGER_CODES))
 MAX_MEMBERS = 12
 
 
@@ -46,6 +61,7 @@ class Submission:
     place: dict[str, str]
     members: list[dict[str, str]]
     photos: list[tuple[bytes, str] | None]
+    fingers: list[list[FingerFile]] = field(default_factory=list)
     request_adjudication: bool = False
     errors: dict[str, str] = field(default_factory=dict)
 
@@ -53,14 +69,26 @@ class Submission:
         photo = self.photos[i]
         return base64.b64encode(photo[0]).decode() if photo else ""
 
+    def exempt_from_photo(self, i: int) -> bool:
+        """The face is recorded as not capturable, or every biometric refused."""
+        m = self.members[i]
+        return bool(m.get("face_missing") or m.get("refused_reason"))
+
+    def biometrics_open(self, i: int) -> bool:
+        """Show member `i`'s fingerprint and exception fields unfolded."""
+        m = self.members[i]
+        return bool(self.fingers[i] or any(m.get(f) for f in EXCEPTION_FIELDS)
+                    or any(self.errors.get(f"m{i}_{k}")
+                           for k in ("fingers", "biometrics", "refused_reason")))
+
 
 def _blank(n: int) -> Submission:
-    members = [dict.fromkeys(MEMBER_FIELDS, "") for _ in range(n)]
+    members = [dict.fromkeys((*MEMBER_FIELDS, *EXCEPTION_FIELDS), "") for _ in range(n)]
     for i, m in enumerate(members):
         m.update(dob_precision="exact", nationality="SYR",
                  relationship_to_head="head" if i == 0 else "child")
     return Submission(place={"province": "", "district": "", "site": "central"},
-                      members=members, photos=[None] * n)
+                      members=members, photos=[None] * n, fingers=[[] for _ in range(n)])
 
 
 @router.get("/enrol", response_class=HTMLResponse)
@@ -68,7 +96,12 @@ def enrol_form(
     request: Request, user: Officer,
     members: Annotated[int, Query(ge=1, le=MAX_MEMBERS)] = 1,
 ) -> Response:
-    return render(request, "enrol.html", {"s": _blank(members), "max": MAX_MEMBERS}, user=user)
+    return render(request, "enrol.html", _form_context(_blank(members)), user=user)
+
+
+def _form_context(s: Submission, **extra: object) -> dict[str, object]:
+    return {"s": s, "max": MAX_MEMBERS, "face_reasons": FACE_REASONS,
+            "finger_reasons": FINGER_REASONS, "finger_codes": FINGER_CODES, **extra}
 
 
 @router.post("/enrol/photo-check", dependencies=[CsrfChecked])
@@ -94,33 +127,90 @@ async def _read_photo(form: FormData, i: int) -> tuple[bytes, str] | None:
     return None
 
 
+async def _read_fingers(form: FormData, i: int) -> tuple[list[FingerFile], str | None]:
+    """Member `i`'s fingerprint records: new uploads replace the ones kept from an earlier
+    attempt (hidden `m<i>_fingers_b64`), which the officer may also remove."""
+    uploads = [u for u in form.getlist(f"m{i}_fingers") if not isinstance(u, str)]
+    new = []
+    for upload in uploads:
+        data = await upload.read()
+        if not data and not upload.filename:
+            continue  # the browser sends an empty part for an untouched file input
+        try:
+            new.append(read_finger_file(data, upload.filename or ""))
+        except ValueError as exc:
+            return [], str(exc)
+    if new:
+        return new, None
+    if form.get(f"m{i}_fingers_clear") == "1":
+        return [], None
+    kept = []
+    for value in form.getlist(f"m{i}_fingers_b64"):
+        if not isinstance(value, str) or not value:
+            continue
+        try:
+            kept.append(read_finger_file(base64.b64decode(value, validate=True)))
+        except (binascii.Error, ValueError) as exc:
+            return [], str(exc)
+    return kept, None
+
+
 async def _parse(form: FormData) -> Submission:
     count = min(int(str(form.get("members") or "1")) if str(form.get("members") or "1").isdigit()
                 else 1, MAX_MEMBERS)
     place = {k: str(form.get(k) or "").strip() for k in ("province", "district", "site")}
-    members = [{f: str(form.get(f"m{i}_{f}") or "").strip() for f in MEMBER_FIELDS}
+    members = [{f: str(form.get(f"m{i}_{f}") or "").strip()
+                for f in (*MEMBER_FIELDS, *EXCEPTION_FIELDS)}
                for i in range(count)]
     photos = [await _read_photo(form, i) for i in range(count)]
-    return Submission(place=place, members=members, photos=photos,
-                      request_adjudication=form.get("request_adjudication") == "1")
+    s = Submission(place=place, members=members, photos=photos,
+                   request_adjudication=form.get("request_adjudication") == "1")
+    for i in range(count):
+        files, error = await _read_fingers(form, i)
+        s.fingers.append(files)
+        if error:
+            s.errors[f"m{i}_fingers"] = error
+    return s
+
+
+# Where a schema error about a member's field is shown on the form.
+_FORM_FIELD = {"face": "photo", "missing_biometrics": "biometrics",
+               "biometrics_refused_reason": "refused_reason"}
 
 
 def _field_name(loc: tuple[Any, ...]) -> str:
     parts = [str(p) for p in loc]
     if len(parts) >= 3 and parts[0] == "members":
         name = parts[2]
-        return f"m{parts[1]}_{'photo' if name == 'face' else name}"
+        return f"m{parts[1]}_{_FORM_FIELD.get(name, name)}"
+    if len(parts) == 2 and parts[0] == "members":
+        # The member's own consistency rules are all about which biometrics were captured.
+        return f"m{parts[1]}_biometrics"
     return parts[0] if parts else "form"
 
 
-def _payload(s: Submission, checks: list[PhotoCheck]) -> dict[str, Any]:
+def _exceptions(m: dict[str, str]) -> list[dict[str, str]]:
+    """`PersonCreate.missing_biometrics` from the face and per-finger reason fields."""
+    missing = [{"modality": "face", "reason": m["face_missing"]}] if m["face_missing"] else []
+    missing += [{"modality": f"finger:{c}", "reason": m[f"finger{c}_missing"]}
+                for c in FINGER_CODES if m[f"finger{c}_missing"]]
+    return missing
+
+
+def _payload(s: Submission, checks: list[PhotoCheck | None]) -> dict[str, Any]:
     members = []
-    for m, check, photo in zip(s.members, checks, s.photos, strict=True):
-        member: dict[str, Any] = {k: v for k, v in m.items() if v != "" or k in (
+    for m, check, photo, fingers in zip(s.members, checks, s.photos, s.fingers, strict=True):
+        member: dict[str, Any] = {k: m[k] for k in MEMBER_FIELDS if m[k] != "" or k in (
             "given_name", "family_name", "date_of_birth", "sex", "nationality")}
         if not member.get("phone"):
             member.pop("phone", None)
-        if check.accepted:
+        if fingers:
+            member["fingers"] = finger_payload(fingers)
+        if missing := _exceptions(m):
+            member["missing_biometrics"] = missing
+        if m["refused_reason"]:
+            member["biometrics_refused_reason"] = m["refused_reason"]
+        if check is not None and check.accepted:
             member["face"] = {"template": check.template_b64(), "quality": check.quality}
             if photo:
                 # Sealed with the templates in the enrolment transaction: printed on the card.
@@ -132,10 +222,15 @@ def _payload(s: Submission, checks: list[PhotoCheck]) -> dict[str, Any]:
 
 def _submit(registry: Registry, s: Submission, officer: str) -> EnrolmentResult | None:
     """Check photos, validate, enrol, keep the photos. None when `s.errors` was filled."""
-    checks = [check_photo(p[0]) if p else check_photo(b"") for p in s.photos]
-    for i, check in enumerate(checks):
+    checks: list[PhotoCheck | None] = []
+    for i, photo in enumerate(s.photos):
+        if photo is None and s.exempt_from_photo(i):
+            checks.append(None)  # no face on purpose: the reason is recorded instead
+            continue
+        check = check_photo(photo[0] if photo else b"")
         if not check.accepted:
             s.errors[f"m{i}_photo"] = ", ".join(check.reasons)
+        checks.append(check)
     try:
         data = HouseholdCreate.model_validate(_payload(s, checks))
     except ValidationError as exc:
@@ -151,10 +246,10 @@ def _submit(registry: Registry, s: Submission, officer: str) -> EnrolmentResult 
                              ctx=EnrolmentContext(officer=officer))
     if result.outcome != "duplicate":
         with transaction(registry.sessions) as session:
-            for member, check, photo in zip(result.members, checks, s.photos, strict=True):
-                if member.person_id and photo and check.content_type:
+            for member, checked, photo in zip(result.members, checks, s.photos, strict=True):
+                if member.person_id and photo and checked and checked.content_type:
                     save_photo(session, person_id=member.person_id, data=photo[0],
-                               content_type=check.content_type, actor=officer,
+                               content_type=checked.content_type, actor=officer,
                                sealer=registry.sealer)
     return result
 
@@ -171,7 +266,6 @@ async def enrol_submit(request: Request, registry: RegistryDep, user: Officer) -
         submission.errors[_field_name(tuple(str(field_name).split(".")))] = exc.message
         result = None
     if result is None:
-        return render(request, "enrol.html",
-                      {"s": submission, "max": MAX_MEMBERS, "problem": t("enrol.fix")},
+        return render(request, "enrol.html", _form_context(submission, problem=t("enrol.fix")),
                       user=user, status_code=422)
     return render(request, "enrol_result.html", {"r": result, "s": submission}, user=user)

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from sanad.api.deps import Principal, RegistryDep, require_page
 from sanad.errors import SanadError
-from sanad.registry import person_records, status_changes
+from sanad.registry import captures, person_records, status_changes
 from sanad.registry.db import transaction
 from sanad.registry.models import Role
 from sanad.web.session import CsrfChecked, data_uris, render
@@ -47,6 +47,7 @@ def _record_page(
         record = person_records.person_record(
             session, person_id=person_id, actor=user.username,
             with_trail=Role.AUDITOR.value in user.roles,
+            with_captures=bool(user.roles & {r.value for r in captures.READERS}),
         )
         photos = data_uris(person_records.photos_for(session, person_ids=[person_id],
                                                      actor=user.username,

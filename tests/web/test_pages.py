@@ -20,6 +20,7 @@ from sanad.registry.users import MAX_FAILED_LOGINS
 from sanad.web import i18n
 from sanad.web.session import check_csrf
 from tests import factories
+from tests.web.conftest import web_login
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "sanad" / "web" / "templates"
 MINE = [p for p in TEMPLATES.glob("*.html") if p.name != "checkpoint.html"]
@@ -71,18 +72,10 @@ def test_every_page_form_post_checks_csrf(registry: Registry) -> None:
     assert posts >= 8
 
 
-def _web_login(client: TestClient, username: str, password: str) -> None:
-    client.get("/login")
-    resp = client.post("/login", data={"username": username, "password": password,
-                                       "csrf": client.cookies["sanad_csrf"]},
-                       follow_redirects=False)
-    assert resp.status_code == 303, resp.text
-
-
 def test_a_form_post_without_the_csrf_token_changes_nothing(
     client: TestClient, initialised: tuple[object, str], registry: Registry
 ) -> None:
-    _web_login(client, "admin", initialised[1])
+    web_login(client, "admin", initialised[1])
     forged = client.post("/admin/users", data={"username": "mallory", "roles": "admin",
                                                "csrf": "forged"})
     assert forged.status_code == 400
@@ -96,7 +89,7 @@ def test_a_form_post_without_the_csrf_token_changes_nothing(
 def test_admin_pages_create_unlock_and_audit(
     client: TestClient, initialised: tuple[object, str], registry: Registry
 ) -> None:
-    _web_login(client, "admin", initialised[1])
+    web_login(client, "admin", initialised[1])
     csrf = client.cookies["sanad_csrf"]
     created = client.post("/admin/users", data={"username": "farah", "roles": ["auditor"],
                                                 "csrf": csrf})
@@ -120,7 +113,7 @@ def test_admin_pages_create_unlock_and_audit(
                      data={"action": "unlock", "reason": "verified by phone", "csrf": csrf},
                      follow_redirects=False)
     assert ok.status_code == 303
-    _web_login(other, "farah", password.group(1))
+    web_login(other, "farah", password.group(1))
     with registry.sessions() as s:
         reasons = s.scalars(select(AuditEvent.details).where(AuditEvent.action == "user.unlock"))
         assert [d["reason"] for d in reasons] == ["verified by phone"]
@@ -132,7 +125,7 @@ def test_status_change_page_records_and_reverts_a_death(
     body = client.post("/households", json=factories.household([60, 61],
                        np.random.default_rng(1)), headers=admin_headers).json()
     head, child = (m["person_id"] for m in body["members"])
-    _web_login(client, "admin", initialised[1])
+    web_login(client, "admin", initialised[1])
     csrf = client.cookies["sanad_csrf"]
     refused = client.post(f"/people/{head}/status",
                           data={"action": "deceased", "reason": "report", "csrf": csrf})
@@ -157,7 +150,7 @@ def test_status_change_page_records_and_reverts_a_death(
 def test_language_sets_direction(
     client: TestClient, initialised: tuple[object, str], lang: str, direction: str
 ) -> None:
-    _web_login(client, "admin", initialised[1])
+    web_login(client, "admin", initialised[1])
     resp = client.get("/language", params={"lang": lang, "next": "/people"},
                       follow_redirects=False)
     assert resp.headers["location"] == "/people"
@@ -175,7 +168,7 @@ def test_estimated_birth_year_is_shown_with_a_tilde(
     payload["members"][0].update(date_of_birth="1985-06-15", dob_precision="estimated")
     pid = client.post("/households", json=payload,
                       headers=admin_headers).json()["members"][0]["person_id"]
-    _web_login(client, "admin", initialised[1])
+    web_login(client, "admin", initialised[1])
     page = client.get(f"/people/{pid}").text
     assert "~1985" in page and "1985-06-15" not in page
 

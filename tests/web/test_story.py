@@ -8,42 +8,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import select
 
-from sanad.registry.db import transaction
 from sanad.registry.models import Card, Person, Role
 from sanad.registry.runtime import Registry
-from sanad.registry.users import create_user
-from tests.web.conftest import ARTIFACTS
+from tests.web.conftest import ARTIFACTS, role_users, shot, sign_in
 
 FACES = Path(__file__).resolve().parents[1] / "data" / "faces"
 # The face model runs on a shared 2-core machine: allow for a slow first photo check.
 SLOW = 30_000
-PASSWORD = "story-password-1"
-
-
-def _users(registry: Registry) -> None:
-    with transaction(registry.sessions) as session:
-        for role in Role:
-            create_user(session, username=role.value + ".1", password=PASSWORD,
-                        roles=[role.value], actor="test")
-
-
-def _sign_in(browser: Browser, live_url: str, role: Role) -> tuple[BrowserContext, Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.goto(live_url + "/login")
-    page.get_by_label("Username").fill(role.value + ".1")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(live_url + "/")
-    return context, page
-
-
-def _shot(page: Page, name: str, backend: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}-{backend}.png"), full_page=True)
 
 
 def _member(page: Page, i: int, *, given: str, family: str, given_ar: str, family_ar: str,
@@ -67,10 +41,10 @@ def test_enrol_adjudicate_issue_verify_audit(
     browser: Browser, live_url: str, registry: Registry, request: pytest.FixtureRequest
 ) -> None:
     backend = request.node.callspec.params["settings"]
-    _users(registry)
+    role_users(registry)
 
     # 1. A registration officer enrols a household of two, with photos.
-    ctx, page = _sign_in(browser, live_url, Role.REGISTRATION_OFFICER)
+    ctx, page = sign_in(browser, live_url, Role.REGISTRATION_OFFICER)
     page.get_by_role("link", name="Enrol household").click()
     page.get_by_role("link", name="Add a member").click()
     expect(page.locator("fieldset.member")).to_have_count(2)
@@ -82,11 +56,11 @@ def test_enrol_adjudicate_issue_verify_audit(
             dob="1956-01-01", precision="estimated", sex="F", relation="spouse",
             photo="astronaut.jpg")
     expect(page.locator("#m0_given_name_ar")).to_have_attribute("dir", "auto")
-    _shot(page, "enrol-form", backend)
+    shot(page, "enrol-form", backend)
     page.get_by_role("button", name="Enrol household").click()
     expect(page.locator("#result")).to_have_attribute("data-outcome", "no_match", timeout=SLOW)
     household_number = page.locator("#household-number").inner_text()
-    _shot(page, "enrol-result", backend)
+    shot(page, "enrol-result", backend)
 
     # A photo without a face is refused before submitting.
     page.goto(live_url + "/enrol")
@@ -102,20 +76,20 @@ def test_enrol_adjudicate_issue_verify_audit(
     page.get_by_role("button", name="Enrol household").click()
     expect(page.locator("#result")).to_have_attribute("data-outcome", "duplicate",
                                                       timeout=SLOW)
-    _shot(page, "enrol-duplicate", backend)
+    shot(page, "enrol-duplicate", backend)
     page.get_by_role("button", name="Send to adjudication instead").click()
     expect(page.locator("#result")).to_have_attribute("data-outcome", "adjudicate",
                                                       timeout=SLOW)
     ctx.close()
 
     # 3. An adjudicator compares the photos side by side and decides.
-    ctx, page = _sign_in(browser, live_url, Role.ADJUDICATOR)
+    ctx, page = sign_in(browser, live_url, Role.ADJUDICATOR)
     page.get_by_role("link", name="Adjudication").click()
     page.locator("#cases").get_by_role("link", name="Barry Soetoro").click()
     expect(page.locator(".candidate .score").first).to_be_visible()
     expect(page.locator("img.portrait")).to_have_count(2)
     expect(page.locator("table.diff")).to_contain_text("given_name")
-    _shot(page, "adjudication-case", backend)
+    shot(page, "adjudication-case", backend)
     page.get_by_label("Same person").check()
     page.get_by_label("Reason for the decision").fill("Same face; he confirmed his first "
                                                       "registration in Amman")
@@ -129,7 +103,7 @@ def test_enrol_adjudicate_issue_verify_audit(
     with registry.sessions() as s:
         head = s.scalar(select(Person).where(Person.given_name == "Barack"))
         assert head is not None
-    ctx, page = _sign_in(browser, live_url, Role.CARD_OFFICER)
+    ctx, page = sign_in(browser, live_url, Role.CARD_OFFICER)
     page.get_by_role("link", name="Card desk").click()
     page.get_by_label("Search by name or registration number").fill(head.registration_number)
     page.get_by_role("button", name="Search").click()
@@ -137,7 +111,7 @@ def test_enrol_adjudicate_issue_verify_audit(
     expect(page.locator("#issued")).to_contain_text("Card issued", timeout=SLOW)
     card_number = page.locator("#issued .mono").inner_text()
     expect(page.locator("img.card-preview")).to_be_visible()
-    _shot(page, "card-desk", backend)
+    shot(page, "card-desk", backend)
     pdf_link = page.get_by_role("link", name="Print (PDF)")
     pdf = page.request.get(live_url + str(pdf_link.get_attribute("href")))
     assert pdf.status == 200 and pdf.headers["content-type"] == "application/pdf"
@@ -149,17 +123,17 @@ def test_enrol_adjudicate_issue_verify_audit(
     with registry.sessions() as s:
         card = s.scalar(select(Card).where(Card.card_number == card_number))
         assert card is not None
-    ctx, page = _sign_in(browser, live_url, Role.VERIFIER)
+    ctx, page = sign_in(browser, live_url, Role.VERIFIER)
     page.get_by_role("link", name="Checkpoint").click()
     page.get_by_label("Scanner output or pasted code").fill(card.qr)
     page.locator("#holder-photo-text").set_input_files(str(FACES / "obama3.jpg"))
     page.get_by_role("button", name="Verify code").click()
     expect(page.locator("#verdict-title")).to_have_text("VALID", timeout=SLOW)
-    _shot(page, "checkpoint", backend)
+    shot(page, "checkpoint", backend)
     ctx.close()
 
     # 6. An auditor sees every step on the person records.
-    ctx, page = _sign_in(browser, live_url, Role.AUDITOR)
+    ctx, page = sign_in(browser, live_url, Role.AUDITOR)
     page.goto(live_url + "/people?q=" + household_number[:0] + "Barack")
     page.get_by_role("link", name=head.registration_number).click()
     trail = page.locator("#trail")
@@ -167,7 +141,7 @@ def test_enrol_adjudicate_issue_verify_audit(
                    "card.render"):
         expect(trail).to_contain_text(action)
     expect(page.locator("#household")).to_contain_text("~1956")
-    _shot(page, "person-record", backend)
+    shot(page, "person-record", backend)
     page.goto(live_url + "/people?q=Soetoro")
     page.locator("#people a").first.click()
     for action in ("adjudication.open", "adjudication.decide", "person.link"):
@@ -175,22 +149,22 @@ def test_enrol_adjudicate_issue_verify_audit(
     ctx.close()
 
     # The dashboard, in English and in Urdu (right to left).
-    ctx, page = _sign_in(browser, live_url, Role.AUDITOR)
+    ctx, page = sign_in(browser, live_url, Role.AUDITOR)
     expect(page.locator("#count-persons")).to_have_text("3")
     expect(page.locator("#ch-province")).to_be_visible()
-    _shot(page, "dashboard", backend)
+    shot(page, "dashboard", backend)
     page.get_by_label("Language").select_option("ur")
     page.locator("form.lang button").click()
     expect(page.locator("html")).to_have_attribute("dir", "rtl")
     expect(page.locator("h1")).to_have_text("آبادی")
-    _shot(page, "dashboard-ur", backend)
+    shot(page, "dashboard-ur", backend)
     ctx.close()
 
     # User administration, as an admin.
-    ctx, page = _sign_in(browser, live_url, Role.ADMIN)
+    ctx, page = sign_in(browser, live_url, Role.ADMIN)
     page.get_by_role("link", name="Users").click()
     expect(page.locator("#users")).to_contain_text("auditor.1")
-    _shot(page, "users", backend)
+    shot(page, "users", backend)
     ctx.close()
 
 
@@ -200,8 +174,8 @@ def test_webcam_capture_feeds_the_quality_check(
 ) -> None:
     """getUserMedia → canvas → the photo field → quality feedback (Chromium's fake camera
     shows a test pattern, so the honest answer is `no_face`)."""
-    _users(registry)
-    ctx, page = _sign_in(browser, live_url, Role.REGISTRATION_OFFICER)
+    role_users(registry)
+    ctx, page = sign_in(browser, live_url, Role.REGISTRATION_OFFICER)
     ctx.grant_permissions(["camera"])
     page.goto(live_url + "/enrol")
     page.locator("#member-0 .use-camera").click()

@@ -13,12 +13,13 @@ from sanad.api.problems import problem_responses
 from sanad.api.schemas import (
     NO_CONTROL,
     AuditEventPublic,
+    BiometricsPublic,
     DeathRequest,
     PersonUpdate,
     ReasonRequest,
     StatusChangePublic,
 )
-from sanad.registry import person_records, status_changes
+from sanad.registry import captures, person_records, status_changes
 from sanad.registry.db import transaction
 from sanad.registry.models import Role, Sex
 from sanad.registry.persons import get_person
@@ -27,6 +28,7 @@ from sanad.registry.schemas import PersonPublic
 router = APIRouter(tags=["persons"])
 READERS = (Role.REGISTRATION_OFFICER, Role.ADJUDICATOR, Role.CARD_OFFICER, Role.AUDITOR)
 Reader = Annotated[Principal, Depends(require(*READERS))]
+BiometricsReader = Annotated[Principal, Depends(require(*captures.READERS))]
 Officer = Annotated[Principal, Depends(require(Role.REGISTRATION_OFFICER))]
 Auditor = Annotated[Principal, Depends(require(Role.AUDITOR))]
 _PERSON_EXAMPLE = {"given_name": "Mohammad", "family_name": "Al-Rashid", "status": "active"}
@@ -178,6 +180,21 @@ def photo(person_id: uuid.UUID, registry: RegistryDep, user: Reader) -> Response
             session, person_id=person_id, actor=user.username, sealer=registry.sealer
         )
     return Response(data, media_type=media_type, headers={"Cache-Control": "private, no-store"})
+
+
+@router.get(
+    "/persons/{person_id}/biometrics", response_model=BiometricsPublic,
+    responses=problem_responses(401, 403, 404),
+)
+def biometrics(
+    person_id: uuid.UUID, registry: RegistryDep, user: BiometricsReader
+) -> BiometricsPublic:
+    """What was captured for the person (face, each finger) and every recorded exception
+    (a finger amputated or unreadable, a face not capturable, a refusal) with its reason:
+    metadata only, never a template (audited read)."""
+    with transaction(registry.sessions) as session:
+        summary = captures.capture_summary(session, person_id, actor=user.username)
+        return BiometricsPublic.model_validate(summary)
 
 
 @router.get(
