@@ -650,7 +650,10 @@ def _create(
         candidates = _merge(face, m.candidates or [])
         if m.outcome == Outcome.ADJUDICATE:
             _open_case(session, person, m.kind, candidates, ctx)
-        details = {"household_id": str(household.id), "dedup": m.outcome.value}
+        details: dict[str, object] = {"household_id": str(household.id),
+                                      "dedup": m.outcome.value}
+        if m.data.face is not None and m.data.face.photo is not None:
+            details["photo"] = True  # sealed with the templates (the card's portrait)
         if m.probe is None and m.views:
             details["face_exception"] = _face_reason(m.data)
         audit.record(

@@ -11,7 +11,8 @@
    watermark never moves backwards (which would force every process to rebuild its index);
 3. records an `Erasure` and one `ErasedRecord` per gallery id (what every gallery index must
    drop when it catches up: see `erased_record_ids`);
-4. deletes their portrait (`person_photos`, kept for printing and adjudication), revokes their
+4. deletes any legacy portrait row (`person_photos`; the enrolment photo itself is a sealed
+   `photo` record, shredded with the rest in steps 1–2), revokes their
    active cards and clears their stored QR text (a signed QR carries a compact face template);
 5. appends a ``person.erase`` audit event naming the reason, the counts and the erasure id —
    never any biometric or biographic value.

@@ -1,5 +1,6 @@
 """Person records for the officer application: search with filters, optimistic-concurrency
-updates, the full record (household, cards, status history, audit trail) and the portrait.
+updates, the full record (household, cards, status history, audit trail) and the portrait
+(read from the enrolment's sealed captures).
 
 Every read of a person's record is audited, in the caller's transaction.
 """
@@ -19,15 +20,20 @@ from sanad.errors import InvalidInput, NotFound, PreconditionFailed, Preconditio
 from sanad.registry.access_models import PersonPhoto, StatusChange
 from sanad.registry.captures import CaptureSummary, summaries_for
 from sanad.registry.db import utcnow
-from sanad.registry.gallery import template_aad
-from sanad.registry.models import AdjudicationCase, AuditEvent, Household, Person
+from sanad.registry.gallery import PHOTO, template_aad
+from sanad.registry.models import (
+    AdjudicationCase,
+    AuditEvent,
+    BiometricRecord,
+    Household,
+    Person,
+)
+from sanad.registry.photos import media_type, photos_of
 from sanad.registry.sealing import TemplateSealer
 from sanad.registry.status_changes import history
 
 EDITABLE = ("given_name", "family_name", "father_name", "given_name_ar", "family_name_ar",
             "father_name_ar", "date_of_birth", "dob_precision", "phone")
-PHOTO_TYPES = {"image/jpeg", "image/png", "image/webp"}
-MAX_PHOTO_BYTES = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -173,7 +179,10 @@ def person_record(
                 .order_by(AuditEvent.seq)
             )
         )
-    has_photo = session.get(PersonPhoto, person.id) is not None
+    has_photo = session.scalar(
+        select(BiometricRecord.id).where(BiometricRecord.person_id == person.id,
+                                         BiometricRecord.modality == PHOTO).limit(1)
+    ) is not None or session.get(PersonPhoto, person.id) is not None
     return PersonRecord(
         person=person, household=household, members=list(household.members),
         changes=history(session, household_id=household.id), trail=trail, has_photo=has_photo,
@@ -181,59 +190,38 @@ def person_record(
     )
 
 
-def _portrait_aad(person_id: uuid.UUID) -> bytes:
-    return template_aad(person_id, "portrait")
+def _legacy_portraits(
+    session: Session, sealer: TemplateSealer, person_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, tuple[bytes, str]]:
+    """Portraits a web enrolment kept in `person_photos` before the photo became part of the
+    enrolment's sealed captures (2026-11-26); read-only, for registries enrolled earlier."""
+    rows = session.scalars(select(PersonPhoto).where(PersonPhoto.person_id.in_(person_ids)))
+    return {r.person_id: (sealer.open(r.data, aad=template_aad(r.person_id, "portrait")),
+                          r.content_type) for r in rows}
 
 
-def save_photo(
-    session: Session, *, person_id: uuid.UUID, data: bytes, content_type: str, actor: str,
-    sealer: TemplateSealer,
-) -> None:
-    """Keep the enrolment portrait (replacing an older one), sealed at rest like templates;
-    audited without the image."""
-    if content_type not in PHOTO_TYPES:
-        raise InvalidInput(f"photo must be one of {', '.join(sorted(PHOTO_TYPES))}",
-                           field="photo")
-    if not data or len(data) > MAX_PHOTO_BYTES:
-        raise InvalidInput(f"photo must be 1 byte to {MAX_PHOTO_BYTES} bytes", field="photo")
-    if session.get(Person, person_id) is None:
-        raise NotFound(f"no person with id {person_id}")
-    sealed = sealer.seal(data, aad=_portrait_aad(person_id))
-    row = session.get(PersonPhoto, person_id)
-    if row is None:
-        session.add(PersonPhoto(person_id=person_id, content_type=content_type, data=sealed))
-    else:
-        row.content_type, row.data, row.created_at = content_type, sealed, utcnow()
-    audit.record(
-        session, actor=actor, action="person.photo", subject_type="person",
-        subject_id=str(person_id), details={"bytes": len(data), "type": content_type},
-    )
+def photos_for(
+    session: Session, *, person_ids: list[uuid.UUID], actor: str, sealer: TemplateSealer
+) -> dict[uuid.UUID, tuple[bytes, str]]:
+    """Enrolment portraits (and their media types) of several persons, in one transaction:
+    the photo sealed with the enrolment's captures (`registry.photos`), else a legacy
+    `person_photos` row. Each photo read is audited."""
+    out = {pid: (data, media_type(data))
+           for pid, data in photos_of(session, sealer, person_ids).items()}
+    missing = [pid for pid in person_ids if pid not in out]
+    if missing:
+        out.update(_legacy_portraits(session, sealer, missing))
+    for pid in out:
+        audit.record(session, actor=actor, action="person.photo_read", subject_type="person",
+                     subject_id=str(pid))
+    return out
 
 
 def get_photo(
     session: Session, *, person_id: uuid.UUID, actor: str, sealer: TemplateSealer
 ) -> tuple[bytes, str]:
     """The portrait and its media type; audited as a read of the person's record."""
-    row = session.get(PersonPhoto, person_id)
-    if row is None:
+    found = photos_for(session, person_ids=[person_id], actor=actor, sealer=sealer)
+    if person_id not in found:
         raise NotFound(f"no photo for person {person_id}")
-    audit.record(
-        session, actor=actor, action="person.photo_read", subject_type="person",
-        subject_id=str(person_id),
-    )
-    return sealer.open(row.data, aad=_portrait_aad(person_id)), row.content_type
-
-
-def photos_for(
-    session: Session, *, person_ids: list[uuid.UUID], actor: str, sealer: TemplateSealer
-) -> dict[uuid.UUID, tuple[bytes, str]]:
-    """Portraits of several persons in one transaction (pages that compare people side by
-    side); each photo read is audited."""
-    rows = session.scalars(select(PersonPhoto).where(PersonPhoto.person_id.in_(person_ids)))
-    out: dict[uuid.UUID, tuple[bytes, str]] = {}
-    for row in rows:
-        out[row.person_id] = (sealer.open(row.data, aad=_portrait_aad(row.person_id)),
-                              row.content_type)
-        audit.record(session, actor=actor, action="person.photo_read", subject_type="person",
-                     subject_id=str(row.person_id))
-    return out
+    return found[person_id]

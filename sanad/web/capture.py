@@ -10,6 +10,7 @@ feedback and the final decision can never disagree.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 from dataclasses import dataclass, field
 
@@ -18,7 +19,7 @@ from PIL import Image, UnidentifiedImageError
 
 from sanad.abis.templates import encode_template
 from sanad.biometrics.face import InvalidImage, default_extractor
-from sanad.biometrics.finger import FingerTemplateError, decode_record
+from sanad.biometrics.finger import FingerTemplateError, decode_record, encode_record
 
 MAX_PHOTO_BYTES = 2_000_000
 MAX_FINGER_RECORD_BYTES = 200_000  # ten views of 255 minutiae are ~16 kB
@@ -106,6 +107,13 @@ def read_finger_file(data: bytes, name: str = "") -> FingerFile:
 
 
 def finger_payload(files: list[FingerFile]) -> list[dict[str, object]]:
-    """`PersonCreate.fingers`: one entry per view (the schema picks that view of the record;
-    a finger in two files is reported by the schema as given twice)."""
-    return [{"position": pos, "record": f.b64()} for f in files for pos in f.positions]
+    """`PersonCreate.fingers`: one single-view record per finger (a finger in two files, or
+    twice in one, is reported by the schema as given twice)."""
+    out: list[dict[str, object]] = []
+    for f in files:
+        record = decode_record(f.data)
+        for view in record.views:
+            single = encode_record(dataclasses.replace(record, views=(view,)))
+            out.append({"position": int(view.position),
+                        "record": base64.b64encode(single).decode()})
+    return out

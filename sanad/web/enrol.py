@@ -23,10 +23,8 @@ from starlette.datastructures import FormData
 
 from sanad.api.deps import Principal, RegistryDep, require_page
 from sanad.errors import SanadError
-from sanad.registry.db import transaction
 from sanad.registry.enrolment import EnrolmentContext, enrol_household
 from sanad.registry.models import Role
-from sanad.registry.person_records import save_photo
 from sanad.registry.runtime import Registry
 from sanad.registry.schemas import EnrolmentResult, HouseholdCreate
 from sanad.web import i18n
@@ -221,7 +219,7 @@ def _payload(s: Submission, checks: list[PhotoCheck | None]) -> dict[str, Any]:
 
 
 def _submit(registry: Registry, s: Submission, officer: str) -> EnrolmentResult | None:
-    """Check photos, validate, enrol, keep the photos. None when `s.errors` was filled."""
+    """Check photos, validate, enrol. None when `s.errors` was filled."""
     checks: list[PhotoCheck | None] = []
     for i, photo in enumerate(s.photos):
         if photo is None and s.exempt_from_photo(i):
@@ -242,16 +240,10 @@ def _submit(registry: Registry, s: Submission, officer: str) -> EnrolmentResult 
         return None
     if s.errors:
         return None
-    result = enrol_household(registry.sessions, registry.gallery, registry.settings, data=data,
-                             ctx=EnrolmentContext(officer=officer))
-    if result.outcome != "duplicate":
-        with transaction(registry.sessions) as session:
-            for member, checked, photo in zip(result.members, checks, s.photos, strict=True):
-                if member.person_id and photo and checked and checked.content_type:
-                    save_photo(session, person_id=member.person_id, data=photo[0],
-                               content_type=checked.content_type, actor=officer,
-                               sealer=registry.sealer)
-    return result
+    # The photo travels in the payload (`face.photo`) and is sealed with the templates in the
+    # enrolment transaction: the one copy the card, the person page and adjudicators use.
+    return enrol_household(registry.sessions, registry.gallery, registry.settings, data=data,
+                           ctx=EnrolmentContext(officer=officer))
 
 
 @router.post("/enrol", response_class=HTMLResponse, dependencies=[CsrfChecked])

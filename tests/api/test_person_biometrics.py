@@ -3,15 +3,23 @@ metadata only, audited, and not for card officers (`sanad.registry.captures`).""
 
 from __future__ import annotations
 
+import base64
 import uuid
+from pathlib import Path
 
 import numpy as np
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from sanad.registry.access_models import PersonPhoto
+from sanad.registry.db import transaction
+from sanad.registry.gallery import template_aad
 from sanad.registry.models import AuditEvent
 from sanad.registry.runtime import Registry
 from tests import factories
+from tests.factories import count_rows
+
+FACES = Path(__file__).resolve().parents[1] / "data" / "faces"
 
 
 def _login(client: TestClient, admin_headers: dict[str, str], role: str) -> dict[str, str]:
@@ -102,3 +110,34 @@ def test_card_officers_are_refused_and_unknown_people_are_404(
     missing = client.get(f"/persons/{uuid.uuid4()}/biometrics", headers=admin_headers)
     assert missing.status_code == 404
     assert missing.headers["content-type"].startswith("application/problem+json")
+
+
+def test_the_enrolment_photo_is_the_one_portrait_served_and_legacy_rows_still_read(
+    client: TestClient, admin_headers: dict[str, str], registry: Registry
+) -> None:
+    photo = (FACES / "obama.jpg").read_bytes()
+    member = factories.member(505, np.random.default_rng(4))
+    member["face"]["photo"] = base64.b64encode(photo).decode()
+    person_id = _enrol(client, admin_headers, member)
+    served = client.get(f"/persons/{person_id}/photo", headers=admin_headers)
+    assert served.status_code == 200 and served.content == photo
+    assert served.headers["content-type"] == "image/jpeg"
+    assert client.get(f"/persons/{person_id}/biometrics",
+                      headers=admin_headers).json()["photo"] is True
+    assert count_rows(registry, PersonPhoto) == 0  # one sealed copy, with the templates
+
+    # A person enrolled before the photo joined the sealed captures: the old row is read.
+    older = _enrol(client, admin_headers, factories.member(506, np.random.default_rng(5)))
+    assert client.get(f"/persons/{older}/photo", headers=admin_headers).status_code == 404
+    kept = b"\x89PNG\r\n\x1a\n legacy portrait bytes"
+    with transaction(registry.sessions) as s:
+        s.add(PersonPhoto(person_id=uuid.UUID(older), content_type="image/png",
+                          data=registry.sealer.seal(kept, aad=template_aad(uuid.UUID(older),
+                                                                          "portrait"))))
+    legacy = client.get(f"/persons/{older}/photo", headers=admin_headers)
+    assert legacy.status_code == 200 and legacy.content == kept
+    assert legacy.headers["content-type"] == "image/png"
+    with registry.sessions() as s:
+        reads = s.scalars(select(AuditEvent).where(AuditEvent.subject_id == older)
+                          .where(AuditEvent.action == "person.photo_read")).all()
+    assert len(reads) == 1  # the 404 read nothing

@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from sanad.biometrics.finger import FingerPosition, encode_record
 from sanad.config import Settings
+from sanad.registry.access_models import PersonPhoto
 from sanad.registry.models import AdjudicationCase, BiometricException, BiometricRecord, Person
 from sanad.registry.runtime import Registry
 from tests import factories
@@ -94,6 +95,7 @@ def test_fingers_from_a_scanner_file_and_a_missing_finger_are_enrolled_and_shown
     assert _modalities(registry, person.id) == {
         "face": "record", "photo": "record", "finger:1": "record", "finger:2": "record",
         "finger:6": "record", "finger:7": "amputated"}
+    assert count_rows(registry, PersonPhoto) == 0  # the portrait is kept once, sealed
 
     shown = officer.get(f"/people/{person.id}")
     assert shown.status_code == 200
