@@ -4,10 +4,11 @@ Names of the same person arrive spelled differently (Muhammad / Mohammad / Moham
 script with or without hamza, diacritics or tatweel). We compare *skeletons*: Latin names are
 folded to ASCII, lower-cased, common transliteration digraphs collapsed and vowels after the
 first letter dropped (the consonant skeleton survives vowel variation, the first letter anchors
-it); Arabic names lose diacritics and tatweel and have letter variants unified. A blocking key
-(given + family skeleton) finds candidates in the database through an index; a similarity score
-(RapidFuzz on the skeletons, date of birth within the tolerance its precision allows, father's
-name) ranks them.
+it; a first vowel keeps only its class, e/i or o/u: Omar / Umar, Osama / Usama, Ibrahim /
+Ebrahim, Ilyas / Elias — one Arabic letter, romanised either way); Arabic names lose diacritics
+and tatweel and have letter variants unified. A blocking key (given + family skeleton) finds
+candidates in the database through an index; a similarity score (RapidFuzz on the skeletons,
+date of birth within the tolerance its precision allows, father's name) ranks them.
 
 The skeletons are pure functions of the name and cached (registers repeat a few thousand names
 millions of times; bulk import scores every probable pair).
@@ -37,6 +38,10 @@ _LATIN_FOLDS = (
     ("y", "i"), ("j", "g"),
 )
 _PARTICLES = frozenset({"al", "el", "ul", "bin", "ibn", "bint"})
+# A first vowel anchors the skeleton by its class only: ع/ا + damma is written O or U, + kasra
+# E or I. `a` stays apart (Amr ≠ Omar). Changing this changes every stored `name_key`: add a
+# migration that recomputes them (as 0012_name_key_vowel_classes does).
+_FIRST_VOWEL = {"e": "i", "o": "u"}
 _ABD = re.compile(r"^abd(ul|al|el|ol)")
 
 
@@ -57,7 +62,7 @@ def latin_skeleton(name: str) -> str:
             continue
         for old, new in _LATIN_FOLDS:
             word = word.replace(old, new)
-        head, tail = word[0], re.sub(r"[aeiou]", "", word[1:])
+        head, tail = _FIRST_VOWEL.get(word[0], word[0]), re.sub(r"[aeiou]", "", word[1:])
         word = re.sub(r"(.)\1+", r"\1", head + tail)  # doubled letters are spelling noise
         words.append(word)
     return "".join(words)

@@ -23,6 +23,11 @@ from sanad.abis.biographic import (
     ["Abdul Rahman", "Abdulrahman", "Abd-ul-Rahman"],
     ["Yusuf", "Youssef", "Yousef"],
     ["Khalid", "Khaled"],
+    ["Omar", "Umar", "Oumar"],
+    ["Osama", "Usama", "Ousama"],
+    ["Ibrahim", "Ebrahim", "Ibraheem"],
+    ["Ilyas", "Elias", "Elyas"],
+    ["Othman", "Uthman"],
 ])
 def test_transliteration_variants_share_a_skeleton(variants: list[str]) -> None:
     assert len({latin_skeleton(v) for v in variants}) == 1, [latin_skeleton(v) for v in variants]
@@ -30,6 +35,8 @@ def test_transliteration_variants_share_a_skeleton(variants: list[str]) -> None:
 
 def test_different_names_differ() -> None:
     assert latin_skeleton("Omar") != latin_skeleton("Amir")
+    assert latin_skeleton("Omar") != latin_skeleton("Amr")  # عمر and عمرو: two names
+    assert latin_skeleton("Iman") != latin_skeleton("Aman")
     assert name_key("Ali", "Haidari") != name_key("Ali", "Karimi")
 
 
