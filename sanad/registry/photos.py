@@ -30,14 +30,7 @@ def person_photo(session: Session, sealer: TemplateSealer, person_id: uuid.UUID)
 
     The caller audits the read together with whatever it reads the photo for.
     """
-    rec = session.scalar(
-        select(BiometricRecord)
-        .where(BiometricRecord.person_id == person_id, BiometricRecord.modality == PHOTO)
-        .order_by(BiometricRecord.id.desc())
-    )
-    if rec is None:
-        return None
-    return sealer.open(rec.template, aad=template_aad(person_id, PHOTO))
+    return photos_of(session, sealer, [person_id]).get(person_id)
 
 
 def photos_of(
