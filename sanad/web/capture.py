@@ -80,6 +80,8 @@ class FingerFile:
 
     data: bytes
     positions: tuple[int, ...]
+    minutiae: tuple[int, ...] = ()  # per view, in the order of `positions`
+    qualities: tuple[int, ...] = ()  # per view, 0..100 (0: not reported)
 
     def b64(self) -> str:
         return base64.b64encode(self.data).decode()
@@ -103,7 +105,9 @@ def read_finger_file(data: bytes, name: str = "") -> FingerFile:
     if 0 in positions:
         raise ValueError(f"{label}a view does not say which finger it is (position 0): set the "
                          "finger position in the scanner software")
-    return FingerFile(data=data, positions=positions)
+    return FingerFile(data=data, positions=positions,
+                      minutiae=tuple(len(v.minutiae) for v in record.views),
+                      qualities=tuple(int(v.quality) for v in record.views))
 
 
 def finger_payload(files: list[FingerFile]) -> list[dict[str, object]]:

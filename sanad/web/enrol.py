@@ -110,6 +110,29 @@ async def photo_check(photo: UploadFile, _user: Officer) -> JSONResponse:
     return JSONResponse(result.to_json())
 
 
+@router.post("/enrol/fingers-check", dependencies=[CsrfChecked])
+async def fingers_check(request: Request, _user: Officer) -> JSONResponse:
+    """What the chosen fingerprint files hold, before the form is submitted (the page's JS):
+    per file the fingers with their minutiae count and quality, or why it is refused. The
+    submit reads the files again through the same `read_finger_file`."""
+    form = await request.form()
+    t = i18n.translator(i18n.language(request))
+    files = []
+    for upload in form.getlist("fingers"):
+        if isinstance(upload, str):
+            continue
+        name = upload.filename or ""
+        try:
+            f = read_finger_file(await upload.read(), name)
+        except ValueError as exc:
+            files.append({"name": name, "ok": False, "error": str(exc)})
+            continue
+        files.append({"name": name, "ok": True, "views": [
+            {"position": pos, "finger": t(f"finger.{pos}"), "minutiae": n, "quality": q}
+            for pos, n, q in zip(f.positions, f.minutiae, f.qualities, strict=True)]})
+    return JSONResponse({"files": files})
+
+
 async def _read_photo(form: FormData, i: int) -> tuple[bytes, str] | None:
     upload = form.get(f"m{i}_photo")
     if upload is not None and not isinstance(upload, str):

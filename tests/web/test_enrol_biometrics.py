@@ -243,3 +243,20 @@ def test_send_to_adjudication_after_a_duplicate_carries_the_fingers(
     with registry.sessions() as s:
         hoda = s.scalars(select(Person).where(Person.given_name == "Hoda")).one()
     assert {"finger:2", "finger:7"} <= set(_modalities(registry, hoda.id))
+
+
+def test_the_fingers_check_says_what_each_file_holds(officer: TestClient) -> None:
+    good = _record(620, (2, 7))
+    resp = officer.post("/enrol/fingers-check", data={"csrf": officer.cookies["sanad_csrf"]},
+                        files=[("fingers", ("two.fmr", good, "application/octet-stream")),
+                               ("fingers", ("bad.fmr", b"junk", "application/octet-stream"))])
+    assert resp.status_code == 200
+    first, second = resp.json()["files"]
+    assert first["ok"] and [v["position"] for v in first["views"]] == [2, 7]
+    assert [v["finger"] for v in first["views"]] == ["Right index", "Left index"]
+    assert all(v["minutiae"] > 0 for v in first["views"])
+    assert second == {"name": "bad.fmr", "ok": False,
+                      "error": second["error"]} and "bad.fmr: not an ISO" in second["error"]
+    forged = officer.post("/enrol/fingers-check", data={"csrf": "forged"},
+                          files=[("fingers", ("two.fmr", good, "application/octet-stream"))])
+    assert forged.status_code == 400

@@ -56,7 +56,16 @@ def test_fingers_exceptions_and_a_face_exception_case(
     bio = page.locator("#m0-biometrics")
     expect(page.locator("#m0_fingers")).not_to_be_visible()  # folded until needed
     bio.locator("summary").click()
+    # The page says at once what a file holds, or why it is refused.
+    page.locator("#m0_fingers").set_input_files([{
+        "name": "photo.jpg", "mimeType": "image/jpeg",
+        "buffer": (FACES / "obama.jpg").read_bytes()}])
+    expect(page.locator("#m0_fingers-feedback .error")).to_contain_text(
+        "not an ISO/IEC 19794-2 finger minutiae record")
     page.locator("#m0_fingers").set_input_files([_scan(701, (1, 2, 6))])
+    expect(page.locator("#m0_fingers-feedback .ok")).to_contain_text(
+        "scan-701.fmr: Right thumb (")
+    expect(page.locator("#m0_fingers-feedback .ok")).to_contain_text("Left thumb (")
     page.get_by_label("Left index").first.select_option("amputated")
 
     # Member 2: a bandaged face, enrolled on thumbs and index fingers.

@@ -36,6 +36,37 @@
       .catch(function () { block.querySelector(".feedback").textContent = ""; });
   }
 
+  // Fingerprint files: which fingers each holds (minutiae, quality), or why it is refused.
+  Array.prototype.forEach.call(form.querySelectorAll('input[type="file"][name$="_fingers"]'),
+    function (input) {
+      var out = document.getElementById(input.id + "-feedback");
+      input.addEventListener("change", function () {
+        out.textContent = "";
+        if (!input.files || !input.files.length) { return; }
+        var body = new FormData();
+        body.append("csrf", csrf);
+        Array.prototype.forEach.call(input.files, function (f) { body.append("fingers", f, f.name); });
+        fetch("/enrol/fingers-check", { method: "POST", body: body, credentials: "same-origin" })
+          .then(function (r) { return r.json(); })
+          .then(function (result) {
+            result.files.forEach(function (file) {
+              var item = document.createElement("li");
+              if (file.ok) {
+                item.className = "ok";
+                item.textContent = file.name + ": " + file.views.map(function (v) {
+                  return v.finger + " (" + v.minutiae + " · " + v.quality + ")";
+                }).join(", ");
+              } else {
+                item.className = "error";
+                item.textContent = file.error;
+              }
+              out.appendChild(item);
+            });
+          })
+          .catch(function () { out.textContent = ""; });
+      });
+    });
+
   Array.prototype.forEach.call(form.querySelectorAll(".photo"), function (block) {
     var input = block.querySelector('input[type="file"]');
     input.addEventListener("change", function () {
