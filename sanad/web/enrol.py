@@ -99,7 +99,7 @@ def enrol_form(
 
 def _form_context(s: Submission, **extra: object) -> dict[str, object]:
     return {"s": s, "max": MAX_MEMBERS, "face_reasons": FACE_REASONS,
-            "finger_reasons": FINGER_REASONS, "finger_codes": FINGER_CODES, **extra}
+            "finger_reasons": FINGER_REASONS, **extra}
 
 
 @router.post("/enrol/photo-check", dependencies=[CsrfChecked])

@@ -83,9 +83,9 @@ def test_fingers_exceptions_and_a_face_exception_case(
     page.get_by_role("link", name="Samir Haddad").click()
     section = page.locator("#biometrics")
     expect(section.locator("caption")).to_have_text("Fingerprints: 3/10")
-    expect(section.locator('tr[data-finger="7"]')).to_contain_text("amputated")
-    expect(section.locator('tr[data-finger="1"]')).to_contain_text("captured")
-    expect(section.locator('tr[data-finger="3"]')).to_have_attribute("data-state", "none")
+    expect(section.locator('td[data-finger="7"]')).to_contain_text("amputated")
+    expect(section.locator('td[data-finger="1"]')).to_contain_text("captured")
+    expect(section.locator('td[data-finger="3"]')).to_have_attribute("data-state", "none")
     expect(page.locator("#bio-face")).to_contain_text("captured")
     shot(page, "person-biometrics", backend)
     samir = page.url
