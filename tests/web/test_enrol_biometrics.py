@@ -114,8 +114,9 @@ def test_fingers_from_a_scanner_file_and_a_missing_finger_are_enrolled_and_shown
         (_record(602, (2, 7))[:40], "not an ISO/IEC 19794-2 finger minutiae record"),
         (_unknown_position_record(), "does not say which finger"),
         (b"", "the file is empty"),
+        (b"FMR\0" + b"\0" * 300_000, "larger than 200000 bytes"),
     ],
-    ids=["garbage", "truncated", "unknown-position", "empty"],
+    ids=["garbage", "truncated", "unknown-position", "empty", "oversized"],
 )
 def test_a_bad_fingerprint_file_is_refused_next_to_its_field_and_nothing_is_enrolled(
     officer: TestClient, registry: Registry, data: bytes, message: str
