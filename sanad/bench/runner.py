@@ -29,6 +29,7 @@ from sanad.bench.api import run_api
 from sanad.bench.crash import run_crash
 from sanad.bench.dedup import run_dedup
 from sanad.bench.import_bench import run_import
+from sanad.bench.prefilter import run_prefilter
 from sanad.bench.soak import run_soak
 from sanad.bench.verify import run_verify
 
@@ -50,6 +51,7 @@ BENCHMARKS: dict[str, Callable[..., BenchResult]] = {
     "import": run_import,
     "verify": run_verify,
     "abis": run_abis,
+    "prefilter": run_prefilter,
 }
 
 _TRUE = {"1", "true", "yes", "on"}

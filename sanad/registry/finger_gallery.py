@@ -75,11 +75,11 @@ def finger_index_kind(face_kind: str) -> str:
     return "twostage" if face_kind == "milvus" else face_kind
 
 
-# PQ sub-vectors of a ``twostage`` finger index: 4 dimensions each (48 for 192-d, 24 B per
-# person), the code size its hit rate was measured with (docs/fusion.md). The face index's
-# finer default (2 dimensions each, docs/abis.md §6) is about look-alikes near a face
-# threshold; the pre-filter only has to bring the mate into a top 10.
-PREFILTER_SUBVECTORS = PREFILTER_DIM // 4
+# PQ sub-vectors of a ``twostage`` finger index: 2 dimensions each (96 for 192-d, 48 B per
+# person), as the face index. With 4-dimension codes (48, 24 B) the 256-entry shortlist lost
+# 2–4 % of the mates exact search keeps in its top 10 at 100,000–300,000 people; with 96,
+# 0.15–0.2 % (`sanad bench prefilter`, docs/fusion.md "Hit rate against gallery size").
+PREFILTER_SUBVECTORS = PREFILTER_DIM // 2
 
 
 def finger_index_options(kind: str, shortlist: int) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from sanad.abis.finger_stage import PREFILTER_DIM
 from sanad.abis.twostage import TwoStageIndex
 from sanad.config import Settings
 from sanad.registry.enrolment import EnrolmentContext, enrol_household
+from sanad.registry.finger_gallery import PREFILTER_SUBVECTORS
 from sanad.registry.runtime import open_registry
 from sanad.registry.schemas import HouseholdCreate
 from tests import factories
@@ -35,9 +36,11 @@ def test_sub_vectors_threads_and_shortlist_reach_the_face_index(
             )
         assert len(index) == 1
         assert result.outcome == "duplicate"  # the second capture of identity 3
-        # The finger pre-filter index keeps its own code size (4 dimensions per sub-vector).
+        # The finger pre-filter index keeps its own code size (2 dimensions per sub-vector),
+        # whatever the face index's setting says.
         fingers = reg.gallery.fingers
         assert fingers is not None and isinstance(fingers.index, TwoStageIndex)
-        assert (fingers.index.subvectors, fingers.index.shortlist) == (PREFILTER_DIM // 4, 64)
+        assert (fingers.index.subvectors, fingers.index.shortlist) == (PREFILTER_SUBVECTORS, 64)
+        assert PREFILTER_SUBVECTORS == PREFILTER_DIM // 2 != index.subvectors
     finally:
         reg.close()
