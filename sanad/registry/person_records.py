@@ -20,11 +20,10 @@ from sanad.errors import InvalidInput, NotFound, PreconditionFailed, Preconditio
 from sanad.registry.access_models import PersonPhoto, StatusChange
 from sanad.registry.captures import CaptureSummary, summaries_for
 from sanad.registry.db import utcnow
-from sanad.registry.gallery import PHOTO, template_aad
+from sanad.registry.gallery import template_aad
 from sanad.registry.models import (
     AdjudicationCase,
     AuditEvent,
-    BiometricRecord,
     Household,
     Person,
 )
@@ -140,7 +139,6 @@ class PersonRecord:
     members: list[Person]
     changes: list[StatusChange]
     trail: list[AuditEvent]
-    has_photo: bool
     captures: CaptureSummary | None  # None unless asked for (`with_captures`)
 
 
@@ -179,13 +177,9 @@ def person_record(
                 .order_by(AuditEvent.seq)
             )
         )
-    has_photo = session.scalar(
-        select(BiometricRecord.id).where(BiometricRecord.person_id == person.id,
-                                         BiometricRecord.modality == PHOTO).limit(1)
-    ) is not None or session.get(PersonPhoto, person.id) is not None
     return PersonRecord(
         person=person, household=household, members=list(household.members),
-        changes=history(session, household_id=household.id), trail=trail, has_photo=has_photo,
+        changes=history(session, household_id=household.id), trail=trail,
         captures=summaries_for(session, [person])[person.id] if with_captures else None,
     )
 

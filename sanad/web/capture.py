@@ -19,7 +19,12 @@ from PIL import Image, UnidentifiedImageError
 
 from sanad.abis.templates import encode_template
 from sanad.biometrics.face import InvalidImage, default_extractor
-from sanad.biometrics.finger import FingerTemplateError, decode_record, encode_record
+from sanad.biometrics.finger import (
+    FingerMinutiaeRecord,
+    FingerTemplateError,
+    decode_record,
+    encode_record,
+)
 
 MAX_PHOTO_BYTES = 2_000_000
 MAX_FINGER_RECORD_BYTES = 200_000  # ten views of 255 minutiae are ~16 kB
@@ -79,9 +84,11 @@ class FingerFile:
     """One uploaded fingerprint record and the finger positions (ISO codes) it holds."""
 
     data: bytes
-    positions: tuple[int, ...]
-    minutiae: tuple[int, ...] = ()  # per view, in the order of `positions`
-    qualities: tuple[int, ...] = ()  # per view, 0..100 (0: not reported)
+    record: FingerMinutiaeRecord  # decoded once, when the file is read
+
+    @property
+    def positions(self) -> tuple[int, ...]:
+        return tuple(int(v.position) for v in self.record.views)
 
     def b64(self) -> str:
         return base64.b64encode(self.data).decode()
@@ -101,13 +108,10 @@ def read_finger_file(data: bytes, name: str = "") -> FingerFile:
         raise ValueError(
             f"{label}not an ISO/IEC 19794-2 finger minutiae record ({exc.message})"
         ) from None
-    positions = tuple(int(v.position) for v in record.views)
-    if 0 in positions:
+    if any(int(v.position) == 0 for v in record.views):
         raise ValueError(f"{label}a view does not say which finger it is (position 0): set the "
                          "finger position in the scanner software")
-    return FingerFile(data=data, positions=positions,
-                      minutiae=tuple(len(v.minutiae) for v in record.views),
-                      qualities=tuple(int(v.quality) for v in record.views))
+    return FingerFile(data=data, record=record)
 
 
 def finger_payload(files: list[FingerFile]) -> list[dict[str, object]]:
@@ -115,9 +119,8 @@ def finger_payload(files: list[FingerFile]) -> list[dict[str, object]]:
     twice in one, is reported by the schema as given twice)."""
     out: list[dict[str, object]] = []
     for f in files:
-        record = decode_record(f.data)
-        for view in record.views:
-            single = encode_record(dataclasses.replace(record, views=(view,)))
+        for view in f.record.views:
+            single = encode_record(dataclasses.replace(f.record, views=(view,)))
             out.append({"position": int(view.position),
                         "record": base64.b64encode(single).decode()})
     return out

@@ -136,8 +136,9 @@ async def fingers_check(request: Request, _user: Officer) -> JSONResponse:
             files.append({"name": name, "ok": False, "error": str(exc)})
             continue
         files.append({"name": name, "ok": True, "views": [
-            {"position": pos, "finger": t(f"finger.{pos}"), "minutiae": n, "quality": q}
-            for pos, n, q in zip(f.positions, f.minutiae, f.qualities, strict=True)]})
+            {"position": int(v.position), "finger": t(f"finger.{int(v.position)}"),
+             "minutiae": len(v.minutiae), "quality": int(v.quality)}
+            for v in f.record.views]})
     return JSONResponse({"files": files})
 
 
