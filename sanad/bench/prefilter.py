@@ -5,13 +5,14 @@ Builds the registry's finger index (``twostage``, `PREFILTER_DIM` = 192, `finger
 with the shipped `SANAD_INDEX_SHORTLIST`, or the ``subvectors`` / ``shortlist`` given) over
 ``people`` synthetic people (`SyntheticFingers`, one enrolment capture of each of the four
 `PREFILTER_POSITIONS`), in the space the registry fits (`fit_space`: `FingerDescriptorSpace.fit`
-on the first `FIT_SAMPLE` people), each person stored as `FingerDescriptorSpace.person_descriptor`.
+on the first `FIT_SAMPLE` people, or ``fit_sample``), each person stored as
+`FingerDescriptorSpace.person_descriptor`.
 Probes are fresh captures (another random stream) of people in the gallery, so each has exactly
 one mate; they are searched (top 30) whenever the gallery reaches one of ``sizes``, and at
 sizes up to ``exact_up_to`` also in an exact ``faiss-flat`` index of the same vectors: the
 baseline of the hit rates (what the two-stage index loses) and of the search times.
 
-Two probe sets: ``probes`` people *outside* the fitting sample (people `FIT_SAMPLE` onwards:
+Two probe sets: ``probes`` people *outside* the fitting sample (people ``fit_sample`` onwards:
 like almost every person of a large registry) — the headline figures — and as many people
 *inside* it (the first ones).
 
@@ -42,7 +43,12 @@ from sanad.bench import BenchmarkParamError, BenchResult
 from sanad.biometrics.finger.synthetic import SyntheticFingers
 from sanad.biometrics.finger.template import FingerPosition, MinutiaeArray
 from sanad.config import Settings
-from sanad.registry.finger_gallery import FIT_SAMPLE, PREFILTER_SUBVECTORS, finger_index_options
+from sanad.registry.finger_gallery import (
+    FIT_SAMPLE,
+    MIN_FIT,
+    PREFILTER_SUBVECTORS,
+    finger_index_options,
+)
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
@@ -177,7 +183,7 @@ def _measure(size: int, index: TwoStageIndex, exact: GalleryIndex | None,
     return out
 
 
-def _sizes(sizes: str, people: int, probes: int) -> list[int]:
+def _sizes(sizes: str, people: int, probes: int, fit_sample: int) -> list[int]:
     """The gallery sizes to measure at, checked against ``people`` and ``probes``."""
     try:
         parsed = sorted({int(s) for s in sizes.split(",") if s.strip()})
@@ -188,18 +194,22 @@ def _sizes(sizes: str, people: int, probes: int) -> list[int]:
         raise BenchmarkParamError("sizes must name at least one gallery size")
     if parsed[-1] > people:
         raise BenchmarkParamError(f"sizes must be at most people ({people}), got {parsed[-1]}")
-    if parsed[0] < FIT_SAMPLE + probes:
+    if parsed[0] < fit_sample + probes:
         raise BenchmarkParamError(
-            f"the smallest size must hold the {FIT_SAMPLE}-people fitting sample and the "
-            f"probes: at least {FIT_SAMPLE + probes}, got {parsed[0]}")
+            f"the smallest size must hold the {fit_sample}-people fitting sample and the "
+            f"probes: at least {fit_sample + probes}, got {parsed[0]}")
     return parsed
 
 
 def _check(*, probes: int, exact_up_to: int, seed: int, workers: int, chunk: int,
-           subvectors: int, shortlist: int) -> None:
-    if not 1 <= probes <= FIT_SAMPLE:
-        raise BenchmarkParamError(f"probes must be between 1 and {FIT_SAMPLE} (the inside-fit "
-                                  f"probes are people of the fitting sample), got {probes}")
+           subvectors: int, shortlist: int, fit_sample: int) -> None:
+    if fit_sample < MIN_FIT:
+        raise BenchmarkParamError(f"fit_sample must be at least {MIN_FIT} (the fewest people the "
+                                  f"registry fits a space on), got {fit_sample}")
+    if not 1 <= probes <= fit_sample:
+        raise BenchmarkParamError(f"probes must be between 1 and fit_sample ({fit_sample}; the "
+                                  f"inside-fit probes are people of the fitting sample), got "
+                                  f"{probes}")
     if exact_up_to < 0 or seed < 0:
         raise BenchmarkParamError("exact_up_to and seed must be >= 0")
     if workers < 1 or chunk < 1:
@@ -228,13 +238,14 @@ def _rss_mb() -> float:
 def run_prefilter(*, people: int = 1_450_000, probes: int = 2000,
                   sizes: str = "10000,100000,1450000", exact_up_to: int = 100_000, seed: int = 7,
                   workers: int = 2, chunk: int = 20_000, subvectors: int = 0,
-                  shortlist: int = 0) -> BenchResult:
+                  shortlist: int = 0, fit_sample: int = FIT_SAMPLE) -> BenchResult:
     """Mate hit rates (top 1 / 10 / 30) of the finger pre-filter at each gallery size in
     ``sizes`` (comma-separated, at most ``people``), against exact search at sizes up to
-    ``exact_up_to``; ``subvectors`` / ``shortlist`` 0 are the registry's own settings."""
+    ``exact_up_to``; ``subvectors`` / ``shortlist`` 0 are the registry's own settings;
+    ``fit_sample``: people the descriptor space is fitted on (the registry's `FIT_SAMPLE`)."""
     _check(probes=probes, exact_up_to=exact_up_to, seed=seed, workers=workers, chunk=chunk,
-           subvectors=subvectors, shortlist=shortlist)
-    measured_at = _sizes(sizes, people, probes)
+           subvectors=subvectors, shortlist=shortlist, fit_sample=fit_sample)
+    measured_at = _sizes(sizes, people, probes, fit_sample)
     index = make_index(KIND, PREFILTER_DIM, **_index_options(subvectors, shortlist))
     assert isinstance(index, TwoStageIndex)
     exact_limit = max((s for s in measured_at if s <= exact_up_to), default=0)
@@ -244,13 +255,13 @@ def run_prefilter(*, people: int = 1_450_000, probes: int = 2000,
     worker_cpu, generated = 0.0, 0
     with _pool(workers, seed) as pool:
         t = time.perf_counter()
-        pieces = [(lo, min(FIT_TASK, FIT_SAMPLE - lo)) for lo in range(0, FIT_SAMPLE, FIT_TASK)]
+        pieces = [(lo, min(FIT_TASK, fit_sample - lo)) for lo in range(0, fit_sample, FIT_TASK)]
         sample = (person for part in pool.imap(_sample, pieces) for person in part)
         space = FingerDescriptorSpace.fit(sample, PREFILTER_POSITIONS, dim=PREFILTER_DIM)
         figures["fit_s"] = time.perf_counter() - t
 
         probe_sets: dict[str, tuple[I64, F32]] = {}
-        for name, first in (("outside_fit", FIT_SAMPLE), ("inside_fit", 0)):
+        for name, first in (("outside_fit", fit_sample), ("inside_fit", 0)):
             tasks = [(space, PROBES, first + lo, min(PROBE_TASK, probes - lo))
                      for lo in range(0, probes, PROBE_TASK)]
             done = pool.map(_project, tasks)
@@ -293,24 +304,24 @@ def run_prefilter(*, people: int = 1_450_000, probes: int = 2000,
         params={"people": people, "probes": probes, "sizes": measured_at,
                 "exact_up_to": exact_up_to, "seed": seed, "workers": workers, "chunk": chunk,
                 "subvectors": index.subvectors, "shortlist": index.shortlist, "kind": KIND,
-                "dim": PREFILTER_DIM, "fit_sample": FIT_SAMPLE,
+                "dim": PREFILTER_DIM, "fit_sample": fit_sample,
                 "positions": [int(p) for p in PREFILTER_POSITIONS]},
         figures=figures,
-        notes=_notes(index, exact_limit),
+        notes=_notes(index, exact_limit, fit_sample),
     )
 
 
-def _notes(index: TwoStageIndex, exact_limit: int) -> dict[str, str]:
+def _notes(index: TwoStageIndex, exact_limit: int, fit_sample: int) -> dict[str, str]:
     exact = (f"exact_*, *_vs_exact: faiss-flat over the same vectors at sizes up to "
              f"{exact_limit:,}" if exact_limit else "no exact index (no size <= exact_up_to)")
     return {
         "method": f"the registry's finger index: make_index('twostage', {PREFILTER_DIM}, "
         f"shortlist={index.shortlist}, subvectors={index.subvectors}) ({index.subvectors // 2} "
         f"B PQ codes, int8 re-rank), built incrementally and searched (top 30) at each size; "
-        f"descriptor space fitted on the first {FIT_SAMPLE:,} people as the registry's "
+        f"descriptor space fitted on the first {fit_sample:,} people as the registry's "
         f"fit_space does; {exact}",
         "probes": "top<k>_at_<size>: share of probes whose mate is among the k best; probes are "
-        f"fresh captures of people {FIT_SAMPLE:,} onwards (outside the fitting sample, like "
+        f"fresh captures of people {fit_sample:,} onwards (outside the fitting sample, like "
         "almost everyone in a large registry), one mate each; inside_fit_top10: the same for "
         "people 0 onwards (inside it); top10_lost_vs_exact: mate in exact's top 10, not the "
         "index's",
