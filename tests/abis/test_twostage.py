@@ -181,6 +181,22 @@ def test_single_probes_take_the_one_thread_path_with_the_same_results(
     assert faiss.omp_get_max_threads() == threads  # restored
 
 
+def test_the_chosen_fast_scan_kernel_gives_faiss_s_own_shortlists(
+    data: tuple[np.ndarray, np.ndarray, np.ndarray],
+) -> None:
+    """Batched scans use `_FASTSCAN_IMPLEM` (faster here), which must not change a shortlist:
+    the same rows and estimates as FAISS's automatic choice."""
+    gallery, probes, _ = data
+    index = TwoStageIndex(FACE_DIM)
+    index.add(np.arange(N), gallery)
+    assert index._pq.implem == twostage._FASTSCAN_IMPLEM != 0
+    chosen = index._scan(probes, 256)  # a batch: more than `_SINGLE_THREAD_BELOW` probes
+    index._pq.implem = 0
+    automatic = index._scan(probes, 256)
+    assert probes.shape[0] > twostage._SINGLE_THREAD_BELOW
+    assert all(set(a) == set(b) for a, b in zip(chosen, automatic, strict=True))
+
+
 def test_finer_stage_one_codes_estimate_cosines_more_closely() -> None:
     """The default 64 sub-vectors (32 B per entry) against 32 (16 B): the scan's own
     estimates (before any re-rank) stray less from the true cosines, and the codes are
