@@ -4,6 +4,7 @@ whose ground truth tests know."""
 from __future__ import annotations
 
 import base64
+import uuid
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,8 @@ from sanad.biometrics.finger.synthetic import SyntheticFingers
 from sanad.biometrics.synthetic import SyntheticPopulation
 
 if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
+
     from sanad.registry.runtime import Registry
     from sanad.registry.schemas import EnrolmentResult
 
@@ -119,3 +122,24 @@ def enrol(
         registry.sessions, registry.gallery, registry.settings,
         data=HouseholdCreate.model_validate(payload), ctx=EnrolmentContext(officer=officer),
     )
+
+
+def role_headers(client: TestClient, admin_headers: dict[str, str], role: str) -> dict[str, str]:
+    """Bearer headers of a new user holding only ``role`` (created by the admin)."""
+    name = f"{role.replace('_', '-')}-{uuid.uuid4().hex[:6]}"
+    made = client.post("/users", headers=admin_headers,
+                       json={"username": name, "roles": [role]})
+    assert made.status_code == 201, made.text
+    token = client.post("/auth/token", json={"username": name,
+                                             "password": made.json()["password"]})
+    assert token.status_code == 200, token.text
+    return {"Authorization": f"Bearer {token.json()['access_token']}"}
+
+
+def enrol_over_api(client: TestClient, headers: dict[str, str], member: dict[str, Any]) -> str:
+    """Enrol ``member`` alone through ``POST /households``; the new person's id."""
+    resp = client.post("/households", headers=headers, json=alone(member))
+    assert resp.status_code == 201, resp.text
+    person_id = resp.json()["members"][0]["person_id"]
+    assert person_id
+    return str(person_id)

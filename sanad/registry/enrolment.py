@@ -87,10 +87,12 @@ from sanad.registry.models import (
 from sanad.registry.schemas import (
     CandidatePublic,
     EnrolmentResult,
+    FaceCapture,
     HouseholdCreate,
     MemberOutcome,
     PersonCreate,
 )
+from sanad.registry.sealing import TemplateSealer
 
 # Arbitrary constant naming sanad's enrolment lock among PostgreSQL advisory locks.
 _ENROLMENT_LOCK_KEY = 0x5A4E4144
@@ -142,7 +144,12 @@ def _member(data: PersonCreate, i: int) -> _Member:
 
 def _probe(member: PersonCreate, i: int) -> tuple[np.ndarray | None, float]:
     """The member's face probe (unit vector) and capture quality."""
-    face = member.face
+    return face_probe(member.face, f"members.{i}.face")
+
+
+def face_probe(face: FaceCapture | None, field: str) -> tuple[np.ndarray | None, float]:
+    """A face capture's probe (unit vector) and quality; ``InvalidInput`` on ``field``.photo or
+    ``field``.template when the photo is rejected or the template unreadable."""
     if face is None:
         return None, 0.0
     raw = face.template_bytes()
@@ -151,22 +158,26 @@ def _probe(member: PersonCreate, i: int) -> tuple[np.ndarray | None, float]:
         # Only a photo: the server's face model makes the template and judges quality.
         from sanad.biometrics.face import default_extractor
 
-        field = f"members.{i}.face.photo"
         analysis = default_extractor().analyse(face.photo_bytes() or b"")
         if analysis.template is None:
             reasons = ", ".join(r.value for r in analysis.reasons)
-            raise InvalidInput(f"face photo rejected: {reasons}", field=field)
+            raise InvalidInput(f"face photo rejected: {reasons}", field=f"{field}.photo")
         return analysis.template.astype(np.float32), analysis.quality
-    field = f"members.{i}.face.template"
     try:
         vector = decode_template(raw, FACE_DIM)
     except TemplateError as exc:
-        raise InvalidInput(exc.message, field=field) from exc
+        raise InvalidInput(exc.message, field=f"{field}.template") from exc
     norm = float(np.linalg.norm(vector))
     if norm < 1e-6:
-        raise InvalidInput("template is a zero vector", field=field)
+        raise InvalidInput("template is a zero vector", field=f"{field}.template")
     # Devices may send unnormalised embeddings; every score assumes unit vectors.
     return (vector / norm).astype(np.float32), 1.0 if quality is None else quality
+
+
+def enrolment_lock(session: Session) -> None:
+    """Serialise gallery changes across processes (PostgreSQL; SQLite writes are serial)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ENROLMENT_LOCK_KEY})
 
 
 def _unique_number(session: Session, column: InstrumentedAttribute[str]) -> str:
@@ -515,10 +526,7 @@ def enrol_household(
     t = _thresholds(settings)
     with gallery.lock:
         with transaction(sessions) as session:
-            if session.get_bind().dialect.name == "postgresql":
-                session.execute(
-                    text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ENROLMENT_LOCK_KEY}
-                )
+            enrolment_lock(session)
             gallery.catch_up(session)
             fingers_read = _decide(session, members, gallery, settings,
                                    data.request_adjudication)
@@ -603,34 +611,10 @@ def _create(
     # Pre-filter index entries: keyed by the person's newest thumb/index finger record.
     finger_entries: list[tuple[list[BiometricRecord], np.ndarray]] = []
     for person, m in zip(persons, members, strict=True):
-        if m.probe is not None and m.data.face is not None:
-            rec = BiometricRecord(
-                person_id=person.id, modality=FACE,
-                template=gallery.sealer.seal(
-                    encode_template(m.probe), aad=template_aad(person.id, FACE)
-                ),
-                quality=m.quality,
-            )
-            session.add(rec)
-            records.append((rec, m.probe))
-            photo = m.data.face.photo_bytes()
-            if photo is not None:
-                # Kept (sealed like a template) for the card and for adjudicators' side-by-side
-                # view; never in the gallery (catch-up reads the `face` modality only).
-                session.add(BiometricRecord(
-                    person_id=person.id, modality=PHOTO, quality=m.quality,
-                    template=gallery.sealer.seal(photo, aad=template_aad(person.id, PHOTO)),
-                ))
-        keyed: list[BiometricRecord] = []
-        for pos, (record, quality) in (m.fingers or {}).items():
-            modality = finger_modality(pos)
-            finger = BiometricRecord(
-                person_id=person.id, modality=modality, quality=quality / 100.0,
-                template=gallery.sealer.seal(record, aad=template_aad(person.id, modality)),
-            )
-            session.add(finger)
-            if modality in PREFILTER_MODALITIES:
-                keyed.append(finger)
+        face_rec, keyed = seal_captures(session, gallery.sealer, person.id, face=m.data.face,
+                                        probe=m.probe, quality=m.quality, fingers=m.fingers)
+        if face_rec is not None and m.probe is not None:
+            records.append((face_rec, m.probe))
         if keyed and m.descriptor is not None:
             finger_entries.append((keyed, m.descriptor))
         for missing in m.data.missing_biometrics:
@@ -680,6 +664,42 @@ def _create(
     })
     return (result, [(rec.id, probe) for rec, probe in records],
             [(max(r.id for r in keyed), d) for keyed, d in finger_entries])
+
+
+def seal_captures(
+    session: Session, sealer: TemplateSealer, person_id: uuid.UUID, *,
+    face: FaceCapture | None, probe: np.ndarray | None, quality: float,
+    fingers: dict[FingerPosition, tuple[bytes, int]],
+) -> tuple[BiometricRecord | None, list[BiometricRecord]]:
+    """Seal and add one person's captures: the face template (and the photo, when one was
+    sent), each finger's single-view ISO record. Returns the face record and the finger
+    records at pre-filter positions (the person's pre-filter index entry is keyed by them)."""
+    face_rec = None
+    if probe is not None and face is not None:
+        face_rec = BiometricRecord(
+            person_id=person_id, modality=FACE, quality=quality,
+            template=sealer.seal(encode_template(probe), aad=template_aad(person_id, FACE)),
+        )
+        session.add(face_rec)
+        photo = face.photo_bytes()
+        if photo is not None:
+            # Kept (sealed like a template) for the card and for adjudicators' side-by-side
+            # view; never in the gallery (catch-up reads the `face` modality only).
+            session.add(BiometricRecord(
+                person_id=person_id, modality=PHOTO, quality=quality,
+                template=sealer.seal(photo, aad=template_aad(person_id, PHOTO)),
+            ))
+    keyed: list[BiometricRecord] = []
+    for pos, (record, finger_quality) in fingers.items():
+        modality = finger_modality(pos)
+        finger = BiometricRecord(
+            person_id=person_id, modality=modality, quality=finger_quality / 100.0,
+            template=sealer.seal(record, aad=template_aad(person_id, modality)),
+        )
+        session.add(finger)
+        if modality in PREFILTER_MODALITIES:
+            keyed.append(finger)
+    return face_rec, keyed
 
 
 def _face_reason(data: PersonCreate) -> str:

@@ -202,6 +202,15 @@ class FingerCapture(BaseModel):
         ))
 
 
+def _distinct(fingers: list[FingerCapture]) -> list[FingerCapture]:
+    seen: set[int] = set()
+    for f in fingers:
+        if f.position in seen:
+            raise ValueError(f"finger {f.position} is given twice")
+        seen.add(f.position)
+    return fingers
+
+
 class MissingBiometric(BaseModel):
     """A biometric that could not be captured (e.g. finger 7 amputated)."""
 
@@ -251,12 +260,7 @@ class PersonCreate(BaseModel):
     @field_validator("fingers")
     @classmethod
     def _distinct_fingers(cls, v: list[FingerCapture]) -> list[FingerCapture]:
-        seen: set[int] = set()
-        for f in v:
-            if f.position in seen:
-                raise ValueError(f"finger {f.position} is given twice")
-            seen.add(f.position)
-        return v
+        return _distinct(v)
 
     @field_validator("missing_biometrics")
     @classmethod
@@ -343,6 +347,53 @@ class HouseholdCreate(BaseModel):
         if heads != 1:
             raise ValueError("a household has exactly one member with relationship_to_head 'head'")
         return self
+
+
+class BiometricsUpdate(BaseModel):
+    """A fresh capture of an enrolled person's face and/or fingers (docs/recapture.md).
+
+    Accepted only when it verifies against what is already enrolled (the same rules that call
+    two records the same person at enrolment); then stored beside the earlier captures."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: Literal["renewal", "quality", "appearance_changed", "previously_missing", "other"] = (
+        Field(description="Why the person is captured again.", examples=["renewal"]))
+    note: str = Field(default="", max_length=500, pattern=r"^[^\x00-\x08\x0b-\x1f\x7f]*$")
+    face: FaceCapture | None = Field(default=None, description="A new face capture.")
+    fingers: list[FingerCapture] = Field(
+        default_factory=list, max_length=10,
+        description="New fingerprints, one per position (ISO/IEC 19794-2 records).",
+    )
+
+    @field_validator("fingers")
+    @classmethod
+    def _distinct_fingers(cls, v: list[FingerCapture]) -> list[FingerCapture]:
+        return _distinct(v)
+
+    @model_validator(mode="after")
+    def _something(self) -> BiometricsUpdate:
+        if self.face is None and not self.fingers:
+            raise ValueError("give a face, fingers or both")
+        return self
+
+
+class RecaptureResult(BaseModel):
+    """A re-capture that verified and was stored."""
+
+    person_id: uuid.UUID
+    verified_by: Literal["face", "fused"] = Field(
+        description="The rule that matched the new capture to the enrolled one: the face "
+        "cosine alone, or face and fingers fused (docs/fusion.md).")
+    face_score: float | None = Field(description="New face against the enrolled face(s).")
+    finger_llr: float | None = Field(description="Finger evidence (log-likelihood ratio).")
+    fingers_compared: int
+    stored: list[str] = Field(description="Modalities stored: face, photo, finger:N.")
+    exceptions_cleared: list[str] = Field(
+        description="Recorded exceptions (e.g. finger:7 unreadable) the new capture replaces.")
+    case_id: uuid.UUID | None = Field(
+        description="A `recheck` adjudication case, when the new capture resembles someone "
+        "else enough to be looked at.")
+    version: int = Field(description="The person record's version after the re-capture.")
 
 
 class CandidatePublic(BaseModel):

@@ -20,25 +20,7 @@ from tests import factories
 from tests.factories import count_rows
 
 FACES = Path(__file__).resolve().parents[1] / "data" / "faces"
-
-
-def _login(client: TestClient, admin_headers: dict[str, str], role: str) -> dict[str, str]:
-    name = f"{role.replace('_', '-')}-{uuid.uuid4().hex[:6]}"
-    made = client.post("/users", headers=admin_headers,
-                       json={"username": name, "roles": [role]})
-    assert made.status_code == 201, made.text
-    token = client.post("/auth/token", json={"username": name,
-                                             "password": made.json()["password"]})
-    assert token.status_code == 200, token.text
-    return {"Authorization": f"Bearer {token.json()['access_token']}"}
-
-
-def _enrol(client: TestClient, headers: dict[str, str], member: dict[str, object]) -> str:
-    resp = client.post("/households", headers=headers, json=factories.alone(member))
-    assert resp.status_code == 201, resp.text
-    person_id = resp.json()["members"][0]["person_id"]
-    assert person_id
-    return str(person_id)
+_login, _enrol = factories.role_headers, factories.enrol_over_api
 
 
 def test_fingers_and_exceptions_are_listed_without_any_template(

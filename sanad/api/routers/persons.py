@@ -21,9 +21,11 @@ from sanad.api.schemas import (
 )
 from sanad.registry import captures, person_records, status_changes
 from sanad.registry.db import transaction
+from sanad.registry.enrolment import EnrolmentContext
 from sanad.registry.models import Role, Sex
 from sanad.registry.persons import get_person
-from sanad.registry.schemas import PersonPublic
+from sanad.registry.recapture import recapture_person
+from sanad.registry.schemas import BiometricsUpdate, PersonPublic, RecaptureResult
 
 router = APIRouter(tags=["persons"])
 READERS = (Role.REGISTRATION_OFFICER, Role.ADJUDICATOR, Role.CARD_OFFICER, Role.AUDITOR)
@@ -180,6 +182,24 @@ def photo(person_id: uuid.UUID, registry: RegistryDep, user: Reader) -> Response
             session, person_id=person_id, actor=user.username, sealer=registry.sealer
         )
     return Response(data, media_type=media_type, headers={"Cache-Control": "private, no-store"})
+
+
+@router.post(
+    "/persons/{person_id}/biometrics", status_code=201, response_model=RecaptureResult,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+def recapture(
+    person_id: uuid.UUID, body: BiometricsUpdate, registry: RegistryDep, user: Officer
+) -> RecaptureResult:
+    """Capture an enrolled person's face and/or fingers again (renewal, a changed face, a
+    finger that could not be taken at enrolment). Stored only when it verifies against the
+    enrolled biometrics by the enrolment match rule; else 409 and nothing is stored (audited
+    either way). A stored capture is searched against the gallery: `case_id` names a
+    `recheck` case when it resembles someone else (docs/recapture.md)."""
+    return recapture_person(
+        registry.sessions, registry.gallery, registry.settings, person_id=person_id,
+        data=body, ctx=EnrolmentContext(officer=user.username),
+    )
 
 
 @router.get(

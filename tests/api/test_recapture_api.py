@@ -1,0 +1,93 @@
+"""`POST /persons/{id}/biometrics`: a re-capture through the API (docs/recapture.md) — stored
+when it verifies, 409 problem and nothing stored when it does not, registration officers only,
+bad captures are 422."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+
+import numpy as np
+from fastapi.testclient import TestClient
+
+from sanad.abis.templates import encode_template
+from sanad.registry.models import BiometricRecord
+from sanad.registry.runtime import Registry
+from tests import factories
+from tests.factories import count_rows
+
+
+def test_a_verified_capture_is_stored_and_reported(
+    client: TestClient, admin_headers: dict[str, str], registry: Registry
+) -> None:
+    rng = np.random.default_rng(21)
+    pid = factories.enrol_over_api(client, admin_headers, factories.member(
+        701, rng, missing_biometrics=[{"modality": "finger:2", "reason": "bandaged"}]))
+    officer = factories.role_headers(client, admin_headers, "registration_officer")
+
+    resp = client.post(f"/persons/{pid}/biometrics", headers=officer, json={
+        "reason": "previously_missing", "note": "bandage off",
+        "face": factories.face(701, rng), "fingers": factories.fingers(701, rng, (2,))})
+
+    assert resp.status_code == 201, resp.text
+    body = resp.json()
+    assert body["person_id"] == pid and body["verified_by"] == "face"
+    assert body["stored"] == ["face", "finger:2"]
+    assert body["exceptions_cleared"] == ["finger:2"] and body["version"] == 2
+    listed = client.get(f"/persons/{pid}/biometrics", headers=admin_headers).json()
+    assert [f["position"] for f in listed["fingers"]] == [2] and listed["exceptions"] == []
+    # The person record's ETag moved on with the version.
+    assert client.get(f"/persons/{pid}", headers=admin_headers).headers["ETag"] == f'"{pid}.2"'
+
+
+def test_a_capture_of_someone_else_is_a_409_problem_and_nothing_is_stored(
+    client: TestClient, admin_headers: dict[str, str], registry: Registry
+) -> None:
+    rng = np.random.default_rng(22)
+    pid = factories.enrol_over_api(client, admin_headers, factories.member(702, rng))
+    before = count_rows(registry, BiometricRecord)
+
+    resp = client.post(f"/persons/{pid}/biometrics", headers=admin_headers,
+                       json={"reason": "renewal", "face": factories.face(703, rng)})
+
+    assert resp.status_code == 409
+    assert resp.headers["content-type"].startswith("application/problem+json")
+    problem = resp.json()
+    assert problem["status"] == 409 and "does not match" in problem["detail"]
+    assert count_rows(registry, BiometricRecord) == before
+
+
+def test_only_registration_officers_capture(
+    client: TestClient, admin_headers: dict[str, str]
+) -> None:
+    rng = np.random.default_rng(23)
+    pid = factories.enrol_over_api(client, admin_headers, factories.member(704, rng))
+    body = {"reason": "renewal", "face": factories.face(704, rng)}
+    for role in ("card_officer", "adjudicator", "auditor"):
+        headers = factories.role_headers(client, admin_headers, role)
+        assert client.post(f"/persons/{pid}/biometrics", headers=headers,
+                           json=body).status_code == 403, role
+    assert client.post(f"/persons/{pid}/biometrics", json=body).status_code == 401
+
+
+def test_bad_captures_are_422_and_an_unknown_person_404(
+    client: TestClient, admin_headers: dict[str, str], registry: Registry
+) -> None:
+    rng = np.random.default_rng(24)
+    pid = factories.enrol_over_api(client, admin_headers, factories.member(705, rng))
+    before = count_rows(registry, BiometricRecord)
+    short = base64.b64encode(encode_template(np.ones(64, np.float32) / 8)).decode()
+    for body in (
+        {"reason": "renewal"},  # nothing captured
+        {"reason": "whim", "face": factories.face(705, rng)},
+        {"reason": "renewal", "face": {"template": short}},  # wrong dimension
+        {"reason": "renewal", "fingers": [{"position": 2, "record": "bm90IGEgcmVjb3Jk"}]},
+        {"reason": "renewal", "fingers": factories.fingers(705, rng, (2, 2))},
+    ):
+        resp = client.post(f"/persons/{pid}/biometrics", headers=admin_headers, json=body)
+        assert resp.status_code == 422, (body, resp.text)
+        assert resp.headers["content-type"].startswith("application/problem+json")
+    assert count_rows(registry, BiometricRecord) == before
+    resp = client.post(f"/persons/{uuid.uuid4()}/biometrics", headers=admin_headers,
+                       json={"reason": "renewal", "face": factories.face(705, rng)})
+    assert resp.status_code == 404
