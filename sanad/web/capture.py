@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+from starlette.datastructures import UploadFile
 
 from sanad.abis.templates import encode_template
 from sanad.biometrics.face import InvalidImage, default_extractor
@@ -92,6 +93,12 @@ class FingerFile:
 
     def b64(self) -> str:
         return base64.b64encode(self.data).decode()
+
+
+async def read_capped(upload: UploadFile) -> bytes:
+    """An uploaded fingerprint file, read no further than one byte past the size limit (a
+    larger file is refused by `read_finger_file` without being held in memory)."""
+    return await upload.read(MAX_FINGER_RECORD_BYTES + 1)
 
 
 def read_finger_file(data: bytes, name: str = "") -> FingerFile:

@@ -20,7 +20,6 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
-from starlette.datastructures import UploadFile as StarletteUpload
 
 from sanad.api.deps import Principal, RegistryDep, require_page
 from sanad.errors import SanadError
@@ -30,11 +29,11 @@ from sanad.registry.runtime import Registry
 from sanad.registry.schemas import EnrolmentResult, HouseholdCreate
 from sanad.web import i18n
 from sanad.web.capture import (
-    MAX_FINGER_RECORD_BYTES,
     FingerFile,
     PhotoCheck,
     check_photo,
     finger_payload,
+    read_capped,
     read_finger_file,
 )
 from sanad.web.session import CsrfChecked, render
@@ -112,12 +111,6 @@ async def photo_check(photo: UploadFile, _user: Officer) -> JSONResponse:
     return JSONResponse(result.to_json())
 
 
-async def _read_capped(upload: StarletteUpload) -> bytes:
-    """An uploaded fingerprint file, read no further than one byte past the size limit (a
-    larger file is refused by `read_finger_file` without being held in memory)."""
-    return await upload.read(MAX_FINGER_RECORD_BYTES + 1)
-
-
 @router.post("/enrol/fingers-check", dependencies=[CsrfChecked])
 async def fingers_check(request: Request, _user: Officer) -> JSONResponse:
     """What the chosen fingerprint files hold, before the form is submitted (the page's JS):
@@ -131,7 +124,7 @@ async def fingers_check(request: Request, _user: Officer) -> JSONResponse:
             continue
         name = upload.filename or ""
         try:
-            f = read_finger_file(await _read_capped(upload), name)
+            f = read_finger_file(await read_capped(upload), name)
         except ValueError as exc:
             files.append({"name": name, "ok": False, "error": str(exc)})
             continue
@@ -163,7 +156,7 @@ async def _read_fingers(form: FormData, i: int) -> tuple[list[FingerFile], str |
     uploads = [u for u in form.getlist(f"m{i}_fingers") if not isinstance(u, str)]
     new = []
     for upload in uploads:
-        data = await _read_capped(upload)
+        data = await read_capped(upload)
         if not data and not upload.filename:
             continue  # the browser sends an empty part for an untouched file input
         try:

@@ -1,19 +1,35 @@
 """Person pages: search, the record (household, cards, status history, and for auditors the
-audit trail), the portrait, and reversible status changes with a reason."""
+audit trail), the portrait, reversible status changes with a reason, and a new capture of the
+person's biometrics (docs/recapture.md)."""
 
 from __future__ import annotations
 
+import base64
 import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from sanad.api.deps import Principal, RegistryDep, require_page
 from sanad.errors import SanadError
 from sanad.registry import captures, person_records, status_changes
 from sanad.registry.db import transaction
+from sanad.registry.enrolment import EnrolmentContext
 from sanad.registry.models import Role
+from sanad.registry.recapture import recapture_person
+from sanad.registry.runtime import Registry
+from sanad.registry.schemas import BiometricsUpdate, RecaptureResult
+from sanad.web import i18n
+from sanad.web.capture import (
+    FingerFile,
+    check_photo,
+    finger_payload,
+    read_capped,
+    read_finger_file,
+)
 from sanad.web.session import CsrfChecked, data_uris, render
 
 router = APIRouter(include_in_schema=False)
@@ -41,7 +57,7 @@ def search(
 
 def _record_page(
     request: Request, registry: RegistryDep, user: Principal, person_id: uuid.UUID,
-    error: str | None = None, status_code: int = 200,
+    error: str | None = None, status_code: int = 200, notice: str | None = None,
 ) -> Response:
     with transaction(registry.sessions) as session:
         record = person_records.person_record(
@@ -52,14 +68,74 @@ def _record_page(
         photos = data_uris(person_records.photos_for(session, person_ids=[person_id],
                                                      actor=user.username,
                                                      sealer=registry.sealer))
-    return render(request, "person.html", {"r": record, "error": error, "photos": photos},
+    return render(request, "person.html", {"r": record, "error": error, "photos": photos,
+                                           "notice": notice, "reasons": RECAPTURE_REASONS},
                   user=user, status_code=status_code)
 
 
 @router.get("/people/{person_id}", response_class=HTMLResponse)
 def record(person_id: uuid.UUID, request: Request, registry: RegistryDep,
-           user: Reader) -> Response:
-    return _record_page(request, registry, user, person_id)
+           user: Reader, recaptured: str = "", case: str = "") -> Response:
+    notice = None
+    if recaptured in ("face", "fused"):
+        t = i18n.translator(i18n.language(request))
+        notice = t(f"recap.done.{recaptured}") + (f" {t('recap.case')}" if case else "")
+    return _record_page(request, registry, user, person_id, notice=notice)
+
+
+RECAPTURE_REASONS = ("renewal", "quality", "appearance_changed", "previously_missing", "other")
+
+
+def _recapture(registry: Registry, person_id: uuid.UUID, officer: str, photo: bytes,
+               fingers: list[FingerFile], reason: str, note: str) -> RecaptureResult:
+    """Photo through the face model (as at enrolment), then the same service as the API."""
+    body: dict[str, object] = {"reason": reason, "note": note}
+    if photo:
+        check = check_photo(photo)
+        if not check.accepted:
+            raise ValueError(f"face photo rejected: {', '.join(check.reasons)}")
+        body["face"] = {"template": check.template_b64(), "quality": check.quality,
+                        "photo": base64.b64encode(photo).decode()}
+    if fingers:
+        body["fingers"] = finger_payload(fingers)
+    try:
+        data = BiometricsUpdate.model_validate(body)
+    except ValidationError as exc:
+        raise ValueError("; ".join(
+            f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" if e["loc"] else str(e["msg"])
+            for e in exc.errors())) from None
+    return recapture_person(registry.sessions, registry.gallery, registry.settings,
+                            person_id=person_id, data=data,
+                            ctx=EnrolmentContext(officer=officer))
+
+
+@router.post("/people/{person_id}/recapture", response_class=HTMLResponse,
+             dependencies=[CsrfChecked])
+async def recapture(person_id: uuid.UUID, request: Request, registry: RegistryDep,
+                    user: Officer) -> Response:
+    """A new capture of the person: stored only when it verifies (docs/recapture.md)."""
+    form = await request.form()
+    photo_part = form.get("photo")
+    photo = b"" if photo_part is None or isinstance(photo_part, str) else await photo_part.read()
+    try:
+        fingers = []
+        for upload in form.getlist("fingers"):
+            if isinstance(upload, str):
+                continue
+            data = await read_capped(upload)
+            if data or upload.filename:  # an untouched file input sends an empty part
+                fingers.append(read_finger_file(data, upload.filename or ""))
+        result = await run_in_threadpool(
+            _recapture, registry, person_id, user.username, photo, fingers,
+            str(form.get("reason") or ""), str(form.get("note") or "").strip())
+    except (SanadError, ValueError) as exc:
+        message = exc.message if isinstance(exc, SanadError) else str(exc)
+        status = exc.status if isinstance(exc, SanadError) else 422
+        return await run_in_threadpool(_record_page, request, registry, user, person_id,
+                                       message, status)
+    case = f"&case={result.case_id}" if result.case_id else ""
+    return RedirectResponse(f"/people/{person_id}?recaptured={result.verified_by}{case}#biometrics",
+                            status_code=303)
 
 
 @router.get("/people/{person_id}/photo")
