@@ -52,11 +52,12 @@ from sanad.errors import (
     QrTooLarge,
     SanadError,
 )
+from sanad.notify.outbox import emit
 from sanad.registry import status_list
 from sanad.registry.card_models import PrintJob, PrintState
 from sanad.registry.db import utcnow
 from sanad.registry.gallery import FACE, template_aad
-from sanad.registry.models import BiometricRecord, Card, Person, PersonStatus
+from sanad.registry.models import BiometricRecord, Card, Enrolment, Person, PersonStatus
 from sanad.registry.sealing import TemplateSealer
 
 __all__ = [
@@ -147,6 +148,10 @@ def _revoke(session: Session, card: Card, *, reason: str, officer: str) -> None:
         details={"reason": reason, "person_id": str(card.person_id),
                  "status_index": card.status_index, "status_version": version},
     )
+    emit(session, event_type="card.revoked", subject_id=card.id, payload={
+        "card_id": str(card.id), "person_id": str(card.person_id),
+        "card_number": card.card_number, "reason": reason,
+    })
 
 
 def _active_cards(session: Session, person_id: uuid.UUID) -> list[Card]:
@@ -243,6 +248,11 @@ def issue_card(
                  "status_index": index, "issue_reason": issue_reason, "qr_version": version,
                  "superseded": [str(c.id) for c in superseded]},
     )
+    emit(session, event_type="card.issued", subject_id=card.id, payload={
+        "card_id": str(card.id), "person_id": str(person.id), "card_number": number,
+        "issue_reason": issue_reason, "expires_at": expires.isoformat(),
+        "superseded": [str(c.id) for c in superseded],
+    })
     job = request_print(session, card_id=card.id, officer=officer) if request_printing else None
     return IssuedCard(card=card, mrz=mrz, qr=qr, print_job=job,
                       superseded=tuple(c.id for c in superseded))
@@ -486,7 +496,29 @@ def mark_printed(
     job.pdf_sha256 = pdf_sha256
     job.last_error = None
     _audit_job(session, job, "printed", officer, batch=batch)
+    _ready(session, job)
     return job
+
+
+def _ready(session: Session, job: PrintJob) -> None:
+    """`card.ready`: the card can be collected. With the holder's phone, the site where their
+    household was enrolled (where cards are handed over) and the date, so the notification
+    sender can tell them (`sanad.notify.senders`); subscribers get the same event."""
+    card = session.get(Card, job.card_id)
+    person = session.get(Person, card.person_id) if card is not None else None
+    if card is None or person is None:
+        return
+    site = session.scalar(
+        select(Enrolment.site).where(Enrolment.household_id == person.household_id)
+        .order_by(Enrolment.enrolled_at.desc()).limit(1)
+    )
+    ready_at = job.printed_at or utcnow()
+    emit(session, event_type="card.ready", subject_id=card.id, payload={
+        "card_id": str(card.id), "person_id": str(person.id), "card_number": card.card_number,
+        "print_job_id": str(job.id), "reprint": job.reprints > 0,
+        "phone": person.phone, "site": site or "the registration office",
+        "date": ready_at.date().isoformat(),
+    })
 
 
 def mark_print_failed(
