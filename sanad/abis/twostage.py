@@ -75,6 +75,7 @@ _SINGLE_THREAD_BELOW = 4
 # dedups, ≈ 11 % less wall and CPU time overall (≈ 18 % on the scan itself), and single probes
 # unchanged (abis.md §7).
 _FASTSCAN_IMPLEM = 15
+_FASTSCAN_IMPLEMS = frozenset({0, 12, 13, 14, 15})  # 0 = FAISS chooses
 
 
 @contextmanager
@@ -118,7 +119,7 @@ class TwoStageIndex:
 
     def __init__(
         self, dim: int, *, shortlist: int = DEFAULT_SHORTLIST, subvectors: int = 0,
-        threads: int = 0,
+        threads: int = 0, fastscan_implem: int = _FASTSCAN_IMPLEM,
     ) -> None:
         if dim < 1:
             raise ValueError("dim must be positive")
@@ -128,6 +129,10 @@ class TwoStageIndex:
             raise ValueError("subvectors must be 0 (dim / 2) or positive")
         if threads < 0:
             raise ValueError("threads must be 0 (FAISS's default) or positive")
+        if fastscan_implem not in _FASTSCAN_IMPLEMS:
+            raise ValueError(f"fastscan_implem must be one of {sorted(_FASTSCAN_IMPLEMS)}")
+        # FAISS fast-scan kernel family (0: FAISS's own choice); see `_FASTSCAN_IMPLEM`.
+        self.fastscan_implem = fastscan_implem
         # OpenMP threads of a batched scan (0: FAISS's default, one per core).
         self.threads = threads
         self._dim = dim
@@ -204,7 +209,7 @@ class TwoStageIndex:
         )
         with _faiss_threads(1):
             pq.train(np.ascontiguousarray(sample, dtype=np.float32))
-        pq.implem = _FASTSCAN_IMPLEM
+        pq.implem = self.fastscan_implem
         step = max(1, _BLOCK_ELEMENTS // self._dim)
         for lo in range(0, n, step):
             hi = min(lo + step, n)

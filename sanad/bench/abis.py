@@ -30,7 +30,12 @@ import numpy as np
 import numpy.typing as npt
 
 from sanad.abis.index import ExactIndex, FaissFlatIndex, FloatMatrix, GalleryIndex
-from sanad.abis.twostage import DEFAULT_SHORTLIST, TwoStageIndex
+from sanad.abis.twostage import (
+    _FASTSCAN_IMPLEM,
+    _FASTSCAN_IMPLEMS,
+    DEFAULT_SHORTLIST,
+    TwoStageIndex,
+)
 from sanad.bench import BenchmarkParamError, BenchResult
 from sanad.biometrics.synthetic import (
     FACE_DIM,
@@ -104,13 +109,14 @@ def _search_quality(
 
 
 def _dedup(
-    generator: str, seed: int, n_records: int, shortlist: int, subvectors: int
+    generator: str, seed: int, n_records: int, shortlist: int, subvectors: int, implem: int,
 ) -> tuple[dict[str, float], float]:
     """Enrol a stream in order; each batch searched against all before it. Returns figures
     and the code comparisons per second (for extrapolation)."""
     identities = enrolment_stream(n_records, seed)
     templates = _captures(generator, seed + 1000, identities, np.random.default_rng((seed, 9)))
-    index = TwoStageIndex(FACE_DIM, shortlist=shortlist, subvectors=subvectors)
+    index = TwoStageIndex(FACE_DIM, shortlist=shortlist, subvectors=subvectors,
+                          fastscan_implem=implem)
     first_record: dict[int, int] = {}
     repeats = found = 0
     pairs = 0
@@ -152,7 +158,7 @@ def _dedup(
 
 def _search_figures(
     generator: str, *, n: int, mated: int, singles: int, seed: int, shortlist: int,
-    subvectors: int, repeats: int,
+    subvectors: int, repeats: int, implem: int,
 ) -> dict[str, float]:
     rng = np.random.default_rng((seed, 1))
     gallery = _captures(generator, seed, np.arange(n, dtype=np.int64), rng)
@@ -161,7 +167,8 @@ def _search_figures(
     ids = np.arange(n, dtype=np.int64)
 
     rss_before = _rss_mb()
-    index = TwoStageIndex(FACE_DIM, shortlist=shortlist, subvectors=subvectors)
+    index = TwoStageIndex(FACE_DIM, shortlist=shortlist, subvectors=subvectors,
+                          fastscan_implem=implem)
     build_s = _timed(lambda: index.add(ids, gallery))
     rss_growth = _rss_mb() - rss_before
 
@@ -201,18 +208,19 @@ def _search_figures(
 
 def _one_generator(
     generator: str, *, n: int, mated: int, singles: int, seed: int, shortlist: int,
-    subvectors: int, repeats: int, dedup_n: int, parts: frozenset[str],
+    subvectors: int, repeats: int, dedup_n: int, parts: frozenset[str], implem: int,
 ) -> dict[str, float]:
     figures: dict[str, float] = {}
     if "search" in parts:
         figures.update(
             _search_figures(
                 generator, n=n, mated=mated, singles=singles, seed=seed, shortlist=shortlist,
-                subvectors=subvectors, repeats=repeats,
+                subvectors=subvectors, repeats=repeats, implem=implem,
             )
         )
     if "dedup" in parts:
-        dedup, pair_rate = _dedup(generator, seed, min(dedup_n, n), shortlist, subvectors)
+        dedup, pair_rate = _dedup(generator, seed, min(dedup_n, n), shortlist, subvectors,
+                                  implem)
         full_pairs = n * (n - 1) / 2
         full_min = dedup["dedup_min"] if dedup_n >= n else full_pairs / pair_rate / 60
         figures.update(dedup)
@@ -233,11 +241,14 @@ def run_abis(
     threads: int = 0,
     generators: str = "isotropic,calibrated",
     parts: str = "search,dedup",
+    implem: int = _FASTSCAN_IMPLEM,
 ) -> BenchResult:
     """Gallery of ``n``; ``mated`` probes; ``dedup_n`` records for the dedup stream.
 
     ``parts`` picks what runs: ``search`` (speed, recall, memory on the gallery of ``n``) and/or
-    ``dedup`` (the enrolment stream) — e.g. the full 1.45 M stream on its own."""
+    ``dedup`` (the enrolment stream) — e.g. the full 1.45 M stream on its own. ``implem``: the
+    FAISS fast-scan kernel family of the index (the backend's own by default; 0 = FAISS's
+    automatic choice, the baseline of that setting)."""
     chosen = [g.strip() for g in generators.split(",") if g.strip()]
     if not chosen or any(g not in GENERATORS for g in chosen):
         raise BenchmarkParamError(f"generators must be a comma list of {', '.join(GENERATORS)}")
@@ -250,6 +261,8 @@ def run_abis(
         raise BenchmarkParamError("need shortlist >= 10, repeats >= 1, dedup_n >= 1, threads >= 0")
     if subvectors < 0:
         raise BenchmarkParamError("subvectors must be 0 (dimension / 2) or positive")
+    if implem not in _FASTSCAN_IMPLEMS:
+        raise BenchmarkParamError(f"implem must be one of {sorted(_FASTSCAN_IMPLEMS)}")
     code_subvectors = TwoStageIndex(FACE_DIM, subvectors=subvectors).subvectors
 
     default_threads = faiss.omp_get_max_threads()
@@ -262,6 +275,7 @@ def run_abis(
             per = _one_generator(
                 g, n=n, mated=mated, singles=singles, seed=seed, shortlist=shortlist,
                 subvectors=subvectors, repeats=repeats, dedup_n=dedup_n, parts=chosen_parts,
+                implem=implem,
             )
             figures.update({f"{key}_{g}": value for key, value in per.items()})
     finally:
@@ -270,7 +284,7 @@ def run_abis(
         "index": f"twostage: 4-bit PQ codes ({code_subvectors} sub-vectors, "
         f"{code_subvectors // 2} B) of centred templates "
         f"scanned by FAISS IndexPQFastScan for the best {shortlist}, re-ranked on int8 "
-        f"templates, top {_K}",
+        f"templates, top {_K}; FAISS fast-scan implem {implem}",
         "speed": "speedup_vs_exact / speedup_vs_faiss_flat: batched search of the same mated "
         "probes in the same run (best of repeats); probe_*_ms: one probe per call, wall time; "
         "probe_cpu_*_ms: the same calls' process CPU time (one thread)",
@@ -291,7 +305,7 @@ def run_abis(
         params={
             "n": n, "mated": mated, "singles": singles, "seed": seed, "shortlist": shortlist,
             "subvectors": subvectors, "repeats": repeats, "dedup_n": dedup_n,
-            "threads": threads, "generators": generators, "parts": parts,
+            "threads": threads, "generators": generators, "parts": parts, "implem": implem,
         },
         figures=figures,
         notes=notes,

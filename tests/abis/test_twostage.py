@@ -222,6 +222,8 @@ def test_sub_vector_counts_that_do_not_divide_the_dimension_round_down() -> None
     assert TwoStageIndex(192).subvectors == 96
     with pytest.raises(ValueError, match="subvectors"):
         TwoStageIndex(FACE_DIM, subvectors=-1)
+    with pytest.raises(ValueError, match="fastscan_implem"):
+        TwoStageIndex(FACE_DIM, fastscan_implem=3)
 
 
 def test_a_thread_count_gives_the_same_answers_and_leaves_openmp_as_it_was() -> None:

@@ -64,8 +64,23 @@ def test_the_code_size_is_chosen_by_a_parameter_and_named_in_the_notes(tmp_path:
     assert 0.42 < result.figures["index_mb_isotropic"] < 0.48
 
 
+def test_the_fast_scan_kernel_is_a_parameter_with_the_same_mates(tmp_path: Path) -> None:
+    """`implem=0` (FAISS's own choice) is the baseline of the backend's kernel setting: the
+    same stream finds the same re-enrolments either way."""
+    runs = {}
+    for implem in (0, 15):
+        result = run_benchmark("abis", params={**TINY, "generators": "isotropic",
+                                               "parts": "dedup", "implem": implem},
+                               json_output=True, results_dir=tmp_path)
+        assert result.params["implem"] == implem
+        assert f"implem {implem}" in result.notes["index"]
+        runs[implem] = result.figures
+    assert runs[0]["dedup_mate_recall_isotropic"] == runs[15]["dedup_mate_recall_isotropic"]
+    assert runs[0]["dedup_repeats_isotropic"] == runs[15]["dedup_repeats_isotropic"] > 20
+
+
 @pytest.mark.parametrize("params", [{"generators": "gaussian"}, {"n": 1}, {"shortlist": 5},
-                                    {"subvectors": -1},
+                                    {"subvectors": -1}, {"implem": 7},
                                     {"mated": 10, "singles": 11}, {"parts": "search,nope"},
                                     {"parts": ""}])
 def test_bad_params(tmp_path: Path, params: dict[str, object]) -> None:
