@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from sanad import audit
 from sanad.errors import InvalidInput, NotFound, PreconditionFailed, PreconditionRequired
+from sanad.notify.outbox import emit
 from sanad.registry.access_models import PersonPhoto, StatusChange
 from sanad.registry.captures import CaptureSummary, summaries_for
 from sanad.registry.db import utcnow
@@ -123,6 +124,8 @@ def update_person(
     if changed:
         person.version += 1
         person.updated_at = utcnow()
+        emit(session, event_type="person.updated", subject_id=person.id,
+             payload={"person_id": str(person.id), "version": person.version, "fields": changed})
     audit.record(
         session, actor=actor, action="person.update", subject_type="person",
         subject_id=str(person.id), details={"fields": changed, "version": person.version},

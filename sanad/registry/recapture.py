@@ -37,7 +37,8 @@ from sanad.biometrics.finger import FingerComparison, FingerPosition, prepare
 from sanad.biometrics.synthetic import FACE_DIM
 from sanad.config import Settings
 from sanad.errors import Conflict, NotFound
-from sanad.registry.db import transaction
+from sanad.notify.outbox import emit
+from sanad.registry.db import transaction, utcnow
 from sanad.registry.enrolment import (
     EnrolmentContext,
     _thresholds,
@@ -137,6 +138,11 @@ def recapture_person(
                 stored, cleared = _store(session, gallery, person, data, probe, quality,
                                          stored_fingers)
                 person.version += 1
+                person.updated_at = utcnow()
+                # Subscribers learn that the record changed (no biometrics in the payload).
+                emit(session, event_type="person.updated", subject_id=person.id,
+                     payload={"person_id": str(person_id), "version": person.version,
+                              "fields": ["biometrics"]})
                 audit.record(session, actor=ctx.officer, action="biometrics.recaptured",
                              subject_type="person", subject_id=str(person_id),
                              details={**details, "rule": check.rule, "stored": stored,

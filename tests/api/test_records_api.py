@@ -14,6 +14,7 @@ from sanad.abis.templates import encode_template
 from sanad.registry.access_models import IdempotencyRecord
 from sanad.registry.models import Household
 from sanad.registry.runtime import Registry
+from sanad.registry.sync_models import OutboxEvent
 from tests import factories
 
 
@@ -48,7 +49,9 @@ def test_persons_are_paginated_and_filtered(
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "sex"
 
 
-def test_update_needs_the_current_etag(client: TestClient, admin_headers: dict[str, str]) -> None:
+def test_update_needs_the_current_etag(
+    client: TestClient, admin_headers: dict[str, str], registry: Registry
+) -> None:
     body = _enrol(client, admin_headers, [110], 3)
     pid = body["members"][0]["person_id"]
     read = client.get(f"/persons/{pid}", headers=admin_headers)
@@ -72,6 +75,12 @@ def test_update_needs_the_current_etag(client: TestClient, admin_headers: dict[s
                           headers={**admin_headers, "If-Match": first.headers["ETag"]})
     assert script.status_code == 422
     assert script.json()["errors"][0]["field"] == "given_name"
+    # Only the one accepted change told subscribers (field names, never values).
+    with registry.sessions() as s:
+        events = s.scalars(select(OutboxEvent).where(OutboxEvent.event_type == "person.updated")
+                           ).all()
+    assert [(e.subject_id, e.payload) for e in events] == [
+        (pid, {"person_id": pid, "version": 2, "fields": ["phone"]})]
 
 
 def test_idempotency_key_replays_the_first_response(

@@ -30,6 +30,7 @@ from sanad.registry.models import (
 from sanad.registry.recapture import recapture_person
 from sanad.registry.runtime import Registry
 from sanad.registry.schemas import BiometricsUpdate, RecaptureResult
+from sanad.registry.sync_models import OutboxEvent
 from tests import factories
 from tests.factories import count_rows
 
@@ -101,6 +102,10 @@ def test_a_fresh_capture_of_the_same_person_is_stored_and_goes_on_the_next_card(
     _, ids = registry.gallery.index.search(
         decode_template(base64.b64decode(new_face["template"]), FACE_DIM)[None, :], 1)
     assert ids[0][0] == newest
+    with registry.sessions() as s:
+        (changed,) = s.scalars(select(OutboxEvent).where(
+            OutboxEvent.event_type == "person.updated")).all()
+    assert changed.payload == {"person_id": str(pid), "version": 2, "fields": ["biometrics"]}
     (event,) = _audits(registry, pid, "biometrics.recaptured")
     assert event.actor == "officer-7"
     assert event.details["reason"] == "previously_missing"
@@ -110,8 +115,9 @@ def test_a_fresh_capture_of_the_same_person_is_stored_and_goes_on_the_next_card(
 def test_someone_else_s_face_is_refused_and_nothing_is_stored(registry: Registry) -> None:
     rng = np.random.default_rng(12)
     pid = _enrol(registry, factories.member(602, rng))
-    records, exceptions = (count_rows(registry, BiometricRecord),
-                           count_rows(registry, BiometricException))
+    records, exceptions, events = (count_rows(registry, BiometricRecord),
+                                   count_rows(registry, BiometricException),
+                                   count_rows(registry, OutboxEvent))
     size = len(registry.gallery.index)
 
     with pytest.raises(Conflict, match="does not match"):
@@ -126,6 +132,7 @@ def test_someone_else_s_face_is_refused_and_nothing_is_stored(registry: Registry
     (event,) = _audits(registry, pid, "biometrics.recapture_refused")
     assert event.details["face_score"] < registry.settings.dedup_match_threshold
     assert not _audits(registry, pid, "biometrics.recaptured")
+    assert count_rows(registry, OutboxEvent) == events
 
 
 def test_a_changed_face_is_accepted_on_matching_fingers_and_refused_on_others(
