@@ -110,7 +110,7 @@ def recapture_person(
         with transaction(sessions) as session:
             enrolment_lock(session)
             gallery.catch_up(session)
-            person = session.get(Person, person_id)
+            person = session.get(Person, person_id, with_for_update=True)
             if person is None:
                 raise NotFound(f"no person {person_id}")
             if person.status != PersonStatus.ACTIVE:
