@@ -24,6 +24,7 @@ from sanad.registry.runtime import Registry
 from sanad.registry.schemas import BiometricsUpdate, RecaptureResult
 from sanad.web import i18n
 from sanad.web.capture import (
+    MAX_PHOTO_BYTES,
     FingerFile,
     check_photo,
     finger_payload,
@@ -116,7 +117,9 @@ async def recapture(person_id: uuid.UUID, request: Request, registry: RegistryDe
     """A new capture of the person: stored only when it verifies (docs/recapture.md)."""
     form = await request.form()
     photo_part = form.get("photo")
-    photo = b"" if photo_part is None or isinstance(photo_part, str) else await photo_part.read()
+    # Read no further than one byte past the limit: `check_photo` refuses a larger file.
+    photo = (b"" if photo_part is None or isinstance(photo_part, str)
+             else await photo_part.read(MAX_PHOTO_BYTES + 1))
     try:
         fingers = []
         for upload in form.getlist("fingers"):
