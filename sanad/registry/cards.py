@@ -503,10 +503,11 @@ def mark_printed(
 def _ready(session: Session, job: PrintJob) -> None:
     """`card.ready`: the card can be collected. With the holder's phone, the site where their
     household was enrolled (where cards are handed over) and the date, so the notification
-    sender can tell them (`sanad.notify.senders`); subscribers get the same event."""
+    sender can tell them (`sanad.notify.senders`); subscribers get the same event. Not for a
+    card revoked while it was queued: it is destroyed, never handed over."""
     card = session.get(Card, job.card_id)
     person = session.get(Person, card.person_id) if card is not None else None
-    if card is None or person is None:
+    if card is None or person is None or card.status != ACTIVE:
         return
     site = session.scalar(
         select(Enrolment.site).where(Enrolment.household_id == person.household_id)

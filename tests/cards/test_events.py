@@ -82,6 +82,15 @@ def test_issue_print_and_revoke_emit_card_events(registry: Registry) -> None:
     assert _events(registry)[-1][2]["phone"] is None
     assert _deliveries(registry, "card.ready").count(NOTIFY_TARGET) == 1
 
+    # A card revoked while queued is printed (and destroyed) without a "ready" message.
+    fourth = issue(registry, head)
+    assert fourth.print_job is not None
+    with transaction(registry.sessions) as s:
+        revoke_card(s, card_id=fourth.card.id, reason="fraud", officer=OFFICER)
+        mark_printed(s, job_id=fourth.print_job.id, officer=OFFICER)
+    assert [e[0] for e in _events(registry)][-1] == "card.revoked"
+    assert _deliveries(registry, "card.ready").count(NOTIFY_TARGET) == 1
+
 
 def test_a_change_that_rolls_back_leaves_no_event(registry: Registry) -> None:
     (pid,) = enrol(registry, [813], seed=82)
