@@ -88,6 +88,7 @@ from sanad.registry.schemas import (
     CandidatePublic,
     EnrolmentResult,
     FaceCapture,
+    FingerCapture,
     HouseholdCreate,
     MemberOutcome,
     PersonCreate,
@@ -134,12 +135,23 @@ class _Member:
 
 def _member(data: PersonCreate, i: int) -> _Member:
     m = _Member(data, *_probe(data, i))
-    for f in data.fingers:
-        view, stored = f.parsed()
-        pos = FingerPosition(f.position)
-        m.fingers[pos] = (stored, view.quality)
-        m.views[pos] = view
+    m.fingers, m.views = parse_fingers(data.fingers)
     return m
+
+
+def parse_fingers(
+    fingers: list[FingerCapture],
+) -> tuple[dict[FingerPosition, tuple[bytes, int]], dict[FingerPosition, FingerView]]:
+    """Finger captures by position: (single-view record to seal, quality) and the view to
+    match, each record decoded once."""
+    stored: dict[FingerPosition, tuple[bytes, int]] = {}
+    views: dict[FingerPosition, FingerView] = {}
+    for f in fingers:
+        view, record = f.parsed()
+        pos = FingerPosition(f.position)
+        stored[pos] = (record, view.quality)
+        views[pos] = view
+    return stored, views
 
 
 def _probe(member: PersonCreate, i: int) -> tuple[np.ndarray | None, float]:

@@ -32,25 +32,26 @@ from sanad import audit
 from sanad.abis.decision import Outcome, judge_pair
 from sanad.abis.finger_stage import PreparedFingers, second_stage
 from sanad.abis.fusion import FusedScore, fuse
-from sanad.abis.templates import decode_template
 from sanad.biometrics.finger import FingerComparison, FingerPosition, prepare
-from sanad.biometrics.synthetic import FACE_DIM
 from sanad.config import Settings
 from sanad.errors import Conflict, NotFound
 from sanad.notify.outbox import emit
 from sanad.registry.db import transaction, utcnow
 from sanad.registry.enrolment import (
     EnrolmentContext,
+    _face_vectors,
     _thresholds,
     enrolment_lock,
     face_probe,
+    parse_fingers,
     recheck_person,
     seal_captures,
 )
-from sanad.registry.fingers import finger_modality, finger_records, prepare_records
-from sanad.registry.gallery import FACE, PHOTO, Gallery, template_aad
-from sanad.registry.models import BiometricException, BiometricRecord, Person, PersonStatus
+from sanad.registry.fingers import finger_modality, load_candidate_fingers
+from sanad.registry.gallery import FACE, PHOTO, Gallery
+from sanad.registry.models import BiometricException, Person, PersonStatus
 from sanad.registry.schemas import BiometricsUpdate, RecaptureResult
+from sanad.registry.sealing import TemplateSealer
 
 
 @dataclass(frozen=True)
@@ -68,23 +69,15 @@ def _verify(
     """The new capture against the person's enrolled face templates and fingers."""
     face: float | None = None
     if probe is not None:
-        records = session.scalars(
-            select(BiometricRecord).where(BiometricRecord.person_id == person.id,
-                                          BiometricRecord.modality == FACE)
-        ).all()
-        opened = gallery.sealer.open_many(
-            [(r.template, template_aad(person.id, FACE)) for r in records], session=session,
-            skip_destroyed=True)
-        enrolled = [decode_template(t, FACE_DIM) for t in opened if t is not None]
-        if enrolled:
-            face = max(float(v @ probe) for v in enrolled)
+        enrolled = _face_vectors(session, gallery, [person.id]).get(person.id, [])
+        face = max((float(v @ probe) for _, v in enrolled), default=None)
     comparison = FingerComparison({})
-    mine = finger_records(session, [person.id]).get(person.id, [])
-    if fingers and mine:
-        theirs = prepare_records(session, gallery.sealer, mine,
-                                 cache_size=settings.finger_cache_size)
-        (result,) = second_stage([0], fingers, lambda _: theirs)
-        comparison = result.comparison
+    if fingers:
+        theirs = load_candidate_fingers(session, gallery.sealer, [person.id],
+                                        cache_size=settings.finger_cache_size).get(person.id)
+        if theirs:
+            (result,) = second_stage([0], fingers, lambda _: theirs)
+            comparison = result.comparison
     fused = fuse(face, comparison)
     outcome, rule = judge_pair(face, fused, _thresholds(settings))
     return _Verification(face, fused, outcome, rule)
@@ -102,9 +95,7 @@ def recapture_person(
     """Verify a fresh capture against the person's enrolled biometrics; store it when it
     verifies, then search the person again. ``Conflict`` (nothing stored) when it does not."""
     probe, quality = face_probe(data.face, "face")
-    parsed = {FingerPosition(f.position): f.parsed() for f in data.fingers}
-    views = {pos: view for pos, (view, _) in parsed.items()}
-    stored_fingers = {pos: (record, view.quality) for pos, (view, record) in parsed.items()}
+    stored_fingers, views = parse_fingers(data.fingers)
     refusal: str | None = None
     with gallery.lock:
         with transaction(sessions) as session:
@@ -135,8 +126,8 @@ def recapture_person(
                              subject_type="person", subject_id=str(person_id),
                              details={**details, "why": refusal})
             else:
-                stored, cleared = _store(session, gallery, person, data, probe, quality,
-                                         stored_fingers)
+                stored, cleared = _store(session, gallery.sealer, person, data, probe,
+                                         quality, stored_fingers)
                 person.version += 1
                 person.updated_at = utcnow()
                 # Subscribers learn that the record changed (no biometrics in the payload).
@@ -162,16 +153,16 @@ def recapture_person(
 
 
 def _store(
-    session: Session, gallery: Gallery, person: Person, data: BiometricsUpdate,
+    session: Session, sealer: TemplateSealer, person: Person, data: BiometricsUpdate,
     probe: np.ndarray | None, quality: float,
     fingers: dict[FingerPosition, tuple[bytes, int]],
 ) -> tuple[list[str], list[str]]:
     """Seal the capture beside the earlier ones; clear the exceptions it replaces."""
-    seal_captures(session, gallery.sealer, person.id, face=data.face, probe=probe,
+    seal_captures(session, sealer, person.id, face=data.face, probe=probe,
                   quality=quality, fingers=fingers)
-    stored = ([FACE] if probe is not None else []) + (
-        [PHOTO] if data.face is not None and data.face.photo_bytes() is not None else []
-    ) + [finger_modality(p) for p in sorted(fingers)]
+    with_photo = probe is not None and data.face is not None and data.face.photo is not None
+    stored = ([FACE] if probe is not None else []) + ([PHOTO] if with_photo else []) + [
+        finger_modality(p) for p in sorted(fingers)]
     replaced = {m for m in stored if m != PHOTO}
     cleared = sorted(session.scalars(
         select(BiometricException.modality).where(BiometricException.person_id == person.id,

@@ -349,6 +349,10 @@ class HouseholdCreate(BaseModel):
         return self
 
 
+RecaptureReason = Literal["renewal", "quality", "appearance_changed", "previously_missing",
+                          "other"]
+
+
 class BiometricsUpdate(BaseModel):
     """A fresh capture of an enrolled person's face and/or fingers (docs/recapture.md).
 
@@ -356,8 +360,8 @@ class BiometricsUpdate(BaseModel):
     two records the same person at enrolment); then stored beside the earlier captures."""
 
     model_config = ConfigDict(extra="forbid")
-    reason: Literal["renewal", "quality", "appearance_changed", "previously_missing", "other"] = (
-        Field(description="Why the person is captured again.", examples=["renewal"]))
+    reason: RecaptureReason = Field(description="Why the person is captured again.",
+                                    examples=["renewal"])
     note: str = Field(default="", max_length=500, pattern=r"^[^\x00-\x08\x0b-\x1f\x7f]*$")
     face: FaceCapture | None = Field(default=None, description="A new face capture.")
     fingers: list[FingerCapture] = Field(

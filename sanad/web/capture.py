@@ -101,6 +101,20 @@ async def read_capped(upload: UploadFile) -> bytes:
     return await upload.read(MAX_FINGER_RECORD_BYTES + 1)
 
 
+async def read_finger_uploads(uploads: list[object]) -> list[FingerFile]:
+    """The fingerprint files of one file input (form values that are not files, and the empty
+    part a browser sends for an untouched input, are skipped); `ValueError` from
+    `read_finger_file` for the first bad one."""
+    files = []
+    for upload in uploads:
+        if not isinstance(upload, UploadFile):
+            continue
+        data = await read_capped(upload)
+        if data or upload.filename:
+            files.append(read_finger_file(data, upload.filename or ""))
+    return files
+
+
 def read_finger_file(data: bytes, name: str = "") -> FingerFile:
     """Decode an ISO/IEC 19794-2:2005 record; `ValueError` with an officer-readable message
     when it is not one, or when a view does not say which finger it is."""

@@ -35,6 +35,7 @@ from sanad.web.capture import (
     finger_payload,
     read_capped,
     read_finger_file,
+    read_finger_uploads,
 )
 from sanad.web.session import CsrfChecked, render
 
@@ -153,16 +154,10 @@ async def _read_photo(form: FormData, i: int) -> tuple[bytes, str] | None:
 async def _read_fingers(form: FormData, i: int) -> tuple[list[FingerFile], str | None]:
     """Member `i`'s fingerprint records: new uploads replace the ones kept from an earlier
     attempt (hidden `m<i>_fingers_b64`), which the officer may also remove."""
-    uploads = [u for u in form.getlist(f"m{i}_fingers") if not isinstance(u, str)]
-    new = []
-    for upload in uploads:
-        data = await read_capped(upload)
-        if not data and not upload.filename:
-            continue  # the browser sends an empty part for an untouched file input
-        try:
-            new.append(read_finger_file(data, upload.filename or ""))
-        except ValueError as exc:
-            return [], str(exc)
+    try:
+        new = await read_finger_uploads(list(form.getlist(f"m{i}_fingers")))
+    except ValueError as exc:
+        return [], str(exc)
     if new:
         return new, None
     if form.get(f"m{i}_fingers_clear") == "1":

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import base64
 import uuid
-from typing import Annotated
+from typing import Annotated, get_args
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -21,15 +21,14 @@ from sanad.registry.enrolment import EnrolmentContext
 from sanad.registry.models import Role
 from sanad.registry.recapture import recapture_person
 from sanad.registry.runtime import Registry
-from sanad.registry.schemas import BiometricsUpdate, RecaptureResult
+from sanad.registry.schemas import BiometricsUpdate, RecaptureReason, RecaptureResult
 from sanad.web import i18n
 from sanad.web.capture import (
     MAX_PHOTO_BYTES,
     FingerFile,
     check_photo,
     finger_payload,
-    read_capped,
-    read_finger_file,
+    read_finger_uploads,
 )
 from sanad.web.session import CsrfChecked, data_uris, render
 
@@ -84,7 +83,7 @@ def record(person_id: uuid.UUID, request: Request, registry: RegistryDep,
     return _record_page(request, registry, user, person_id, notice=notice)
 
 
-RECAPTURE_REASONS = ("renewal", "quality", "appearance_changed", "previously_missing", "other")
+RECAPTURE_REASONS = get_args(RecaptureReason)
 
 
 def _recapture(registry: Registry, person_id: uuid.UUID, officer: str, photo: bytes,
@@ -121,13 +120,7 @@ async def recapture(person_id: uuid.UUID, request: Request, registry: RegistryDe
     photo = (b"" if photo_part is None or isinstance(photo_part, str)
              else await photo_part.read(MAX_PHOTO_BYTES + 1))
     try:
-        fingers = []
-        for upload in form.getlist("fingers"):
-            if isinstance(upload, str):
-                continue
-            data = await read_capped(upload)
-            if data or upload.filename:  # an untouched file input sends an empty part
-                fingers.append(read_finger_file(data, upload.filename or ""))
+        fingers = await read_finger_uploads(list(form.getlist("fingers")))
         result = await run_in_threadpool(
             _recapture, registry, person_id, user.username, photo, fingers,
             str(form.get("reason") or ""), str(form.get("note") or "").strip())
