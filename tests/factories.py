@@ -4,8 +4,11 @@ whose ground truth tests know."""
 from __future__ import annotations
 
 import base64
+import csv
+import json
 import uuid
 from datetime import date
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -15,6 +18,9 @@ from sanad.abis.templates import encode_template
 from sanad.biometrics.finger import encode_record
 from sanad.biometrics.finger.synthetic import SyntheticFingers
 from sanad.biometrics.synthetic import SyntheticPopulation
+from sanad.registry import importer
+from sanad.registry.db import transaction
+from sanad.registry.models import Person
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
@@ -143,3 +149,43 @@ def enrol_over_api(client: TestClient, headers: dict[str, str], member: dict[str
     person_id = resp.json()["members"][0]["person_id"]
     assert person_id
     return str(person_id)
+
+
+LEGACY_MAPPING = {
+    "source": "census-2019", "format": "csv",
+    "fields": {"given_name": "First", "family_name": "Last", "father_name": "Father",
+               "date_of_birth": "DOB", "sex": "Gender", "province": "Gov",
+               "district": "Dist", "relationship_to_head": "Rel", "legacy_id": "CaseNo",
+               "household_ref": "FamilyNo"},
+    "values": {"sex": {"Male": "M", "Female": "F"}, "relationship_to_head": {"HH": "head"}},
+    "date_formats": ["%d/%m/%Y"],
+    "defaults": {"nationality": "SYR"},
+}
+LEGACY_HEADER = ["CaseNo", "FamilyNo", "First", "Last", "Father", "DOB", "Gender", "Gov", "Dist",
+                 "Rel"]
+
+
+def import_legacy(registry: Registry, tmp_path: Path, rows: list[list[str]]
+                  ) -> dict[str, uuid.UUID]:
+    """Import legacy rows (`legacy_row`) through the real import job: ``pending_biometrics``
+    people; their ids by given name."""
+    data, mapping = tmp_path / "legacy.csv", tmp_path / "mapping.json"
+    with data.open("w", newline="") as fh:
+        csv.writer(fh).writerows([LEGACY_HEADER, *rows])
+    mapping.write_text(json.dumps(LEGACY_MAPPING))
+    with transaction(registry.sessions) as session:
+        job = importer.submit_job(session, path=data, mapping=importer.load_mapping(mapping),
+                                  actor="test")
+    assert importer.claim_job(registry.sessions, lease_seconds=60) == job.id
+    summary = importer.run_job(registry.sessions, job.id, lease_seconds=60, batch_rows=10)
+    assert summary["status"] == "done" and summary["imported"] == len(rows), summary
+    with registry.sessions() as s:
+        people = s.scalars(select(Person).where(Person.given_name.in_([r[2] for r in rows])))
+        return {p.given_name: p.id for p in people}
+
+
+def legacy_row(case_no: str, given: str, family: str = "Khalil", born: str = "14/07/1979"
+               ) -> list[str]:
+    """One row of a legacy register (`LEGACY_HEADER`): a man heading his own household."""
+    return [case_no, f"F{case_no}", given, family, "Ibrahim", born, "Male", "Amman", "Marka",
+            "HH"]

@@ -203,9 +203,17 @@ def _link(session: Session, person: Person, target: Person, sealer: TemplateSeal
 
 
 def _activate(session: Session, case: AdjudicationCase, person: Person) -> None:
-    # An imported record judged "different" still has no biometrics: it stays
-    # pending_biometrics (no card) until biometric enrolment.
-    if person.status != PersonStatus.PENDING_BIOMETRICS:
+    # Only a record waiting for this decision becomes active, and only when no other case on
+    # it is still undecided (an imported record may have a biographic case and, after its
+    # first capture, a biometric one). An imported record judged "different" that still has
+    # no biometrics stays pending_biometrics (no card) until its first capture; a record
+    # linked or closed meanwhile by another case keeps that status.
+    others = session.scalar(
+        select(AdjudicationCase.id).where(AdjudicationCase.person_id == person.id,
+                                          AdjudicationCase.id != case.id,
+                                          AdjudicationCase.status != CaseStatus.RESOLVED)
+        .limit(1))
+    if person.status == PersonStatus.PENDING_ADJUDICATION and others is None:
         person.status = PersonStatus.ACTIVE
     person.updated_at = utcnow()
     for c in case.candidates:

@@ -37,7 +37,7 @@ An officer may also ask for adjudication instead of refusal when a member matche
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -108,10 +108,9 @@ class EnrolmentContext:
 
 
 @dataclass
-class _Member:
-    """Working state of one member during deduplication."""
+class _Capture:
+    """Working state of one capture (a member's, or a person's first) during deduplication."""
 
-    data: PersonCreate
     probe: np.ndarray | None
     quality: float = 0.0
     fingers: dict[FingerPosition, tuple[bytes, int]] = field(default_factory=dict)
@@ -133,8 +132,15 @@ class _Member:
         return self._prepared
 
 
+@dataclass
+class _Member(_Capture):
+    """A member of a submitted household: the capture and what was submitted."""
+
+    data: PersonCreate = field(kw_only=True)
+
+
 def _member(data: PersonCreate, i: int) -> _Member:
-    m = _Member(data, *_probe(data, i))
+    m = _Member(*_probe(data, i), data=data)
     m.fingers, m.views = parse_fingers(data.fingers)
     return m
 
@@ -326,7 +332,7 @@ def _cosine(a: np.ndarray | None, b: np.ndarray | None) -> float | None:
     return None if a is None or b is None else float(a @ b)
 
 
-def _face_search(members: list[_Member], gallery: Gallery, settings: Settings) -> _Pairs:
+def _face_search(members: Sequence[_Capture], gallery: Gallery, settings: Settings) -> _Pairs:
     """The face top k of every member with a face, in the gallery and among the earlier
     members with a face. Members with fingers but no face start with no candidates; members
     with neither are not searched at all."""
@@ -344,7 +350,7 @@ def _face_search(members: list[_Member], gallery: Gallery, settings: Settings) -
     return searched
 
 
-def _decide(session: Session, members: list[_Member], gallery: Gallery, settings: Settings,
+def _decide(session: Session, members: Sequence[_Capture], gallery: Gallery, settings: Settings,
             request_adjudication: bool) -> set[uuid.UUID]:
     """Decisions for members with a face or fingers, and the kind of case each adjudicated
     member gets; returns the people whose stored fingers were read for the second stage (for
@@ -381,7 +387,7 @@ def _decide(session: Session, members: list[_Member], gallery: Gallery, settings
 
 
 def _prefilter(
-    session: Session, members: list[_Member], searched: _Pairs, gallery: Gallery,
+    session: Session, members: Sequence[_Capture], searched: _Pairs, gallery: Gallery,
     settings: Settings,
 ) -> None:
     """The fingerprint pre-filter: add each fingered member's finger candidates (gallery
@@ -468,7 +474,7 @@ def _face_vectors(
 
 
 def _second_stage(
-    m: _Member, members: list[_Member], pairs: list[tuple[int, float | None]],
+    m: _Capture, members: Sequence[_Capture], pairs: list[tuple[int, float | None]],
     stored: dict[int, tuple[uuid.UUID, PreparedFingers]], t: Thresholds,
     fingers_read: set[uuid.UUID],
 ) -> dict[int, FingerComparison]:
@@ -495,7 +501,7 @@ def _second_stage(
 
 
 def _gallery_fingers(
-    session: Session, gallery: Gallery, settings: Settings, members: list[_Member],
+    session: Session, gallery: Gallery, settings: Settings, members: Sequence[_Capture],
     searched: _Pairs, t: Thresholds,
 ) -> dict[int, tuple[uuid.UUID, PreparedFingers]]:
     """Stored fingers of the gallery candidates some fingered member may need, by record id.
@@ -503,7 +509,7 @@ def _gallery_fingers(
     Only candidates that `_worth_matching` lets through are opened and prepared.
     """
     # (member, face) pairs per gallery id that could matter even if every finger matched.
-    want: dict[int, list[tuple[_Member, float | None]]] = {}
+    want: dict[int, list[tuple[_Capture, float | None]]] = {}
     for i, pairs in searched.items():
         m = members[i]
         for gid, face in pairs:
@@ -523,6 +529,32 @@ def _gallery_fingers(
             out[gid] = (pid, prepare_records(session, gallery.sealer, recs,
                                              cache_size=settings.finger_cache_size))
     return out
+
+
+@dataclass(frozen=True)
+class CaptureSearch:
+    """One capture's 1:N search by the enrolment rules: the outcome, the kind of case it
+    opens when adjudicated, its candidates, and whose stored fingers were read (audit)."""
+
+    outcome: Outcome
+    kind: str
+    candidates: list[CandidatePublic]
+    fingers_read: set[uuid.UUID]
+
+
+def search_capture(
+    session: Session, gallery: Gallery, settings: Settings, *,
+    probe: np.ndarray | None, views: dict[FingerPosition, FingerView],
+) -> CaptureSearch:
+    """Search one capture that is not stored yet (a person's first biometrics) against the
+    whole gallery exactly as an enrolling member is searched: face top k, fingerprint
+    pre-filter, fused second stage; fingers without a face always go to an adjudicator
+    (``face_exception``). The caller holds the gallery lock and has caught the gallery up."""
+    capture = _Capture(probe, views=dict(views))
+    fingers_read = _decide(session, [capture], gallery, settings, request_adjudication=False)
+    candidates = ([] if capture.decision is None else _face_candidates(
+        session, capture.decision, [None], _thresholds(settings), capture.sources))
+    return CaptureSearch(capture.outcome, capture.kind, candidates, fingers_read)
 
 
 def enrol_household(
@@ -645,7 +677,7 @@ def _create(
                 if m.decision else [])
         candidates = _merge(face, m.candidates or [])
         if m.outcome == Outcome.ADJUDICATE:
-            _open_case(session, person, m.kind, candidates, ctx)
+            open_case(session, person, m.kind, candidates, ctx)
         details: dict[str, object] = {"household_id": str(household.id),
                                       "dedup": m.outcome.value}
         if m.data.face is not None and m.data.face.photo is not None:
@@ -719,8 +751,8 @@ def _face_reason(data: PersonCreate) -> str:
     return next(x.reason for x in data.missing_biometrics if x.modality == "face")
 
 
-def _open_case(session: Session, person: Person, kind: str,
-               candidates: list[CandidatePublic], ctx: EnrolmentContext) -> None:
+def open_case(session: Session, person: Person, kind: str,
+              candidates: list[CandidatePublic], ctx: EnrolmentContext) -> AdjudicationCase:
     case = AdjudicationCase(person_id=person.id, kind=kind,
                             candidates=[c.model_dump(mode="json") for c in candidates])
     session.add(case)
@@ -731,6 +763,7 @@ def _open_case(session: Session, person: Person, kind: str,
         details={"person_id": str(person.id), "kind": kind,
                  "best_score": round(candidates[0].score, 4) if candidates else None},
     )
+    return case
 
 
 def recheck_person(
@@ -830,11 +863,7 @@ def recheck_person(
             return None
         candidates = [_public(c, people[c.gallery_id], None, t, via.get(people[c.gallery_id]))
                       for c in decision.candidates]
-        _open_case(session, person, "recheck", candidates, ctx)
-        return session.scalars(
-            select(AdjudicationCase).where(AdjudicationCase.person_id == person_id)
-            .order_by(AdjudicationCase.created_at.desc())
-        ).first()
+        return open_case(session, person, "recheck", candidates, ctx)
 
 
 def _recheck_prefilter(

@@ -17,6 +17,14 @@ on (so pairs an adjudicator judged "not the same" are looked at again), and the 
 searched against the gallery again (`recheck_person`): a resemblance to someone else opens a
 `recheck` case. One transaction stores the capture; the gallery catches up from the database,
 so an index never runs ahead of it.
+
+**First capture.** A person with no biometric record at all — imported from a legacy register
+(`pending_biometrics`), or enrolled after refusing biometrics — has nothing to verify against.
+Their first capture is searched against the whole gallery exactly as an enrolling member is
+(`search_capture`), and stored either way. No candidate: an imported person becomes `active`
+(card-eligible). Candidates, or fingers without a face: a `first_capture` (or `face_exception`)
+adjudication case; an imported person waits in `pending_adjudication` until it is decided
+("same person" links the record to the existing identity and moves the captures onto it).
 """
 
 from __future__ import annotations
@@ -32,10 +40,11 @@ from sanad import audit
 from sanad.abis.decision import Outcome, judge_pair
 from sanad.abis.finger_stage import PreparedFingers, second_stage
 from sanad.abis.fusion import FusedScore, fuse
-from sanad.biometrics.finger import FingerComparison, FingerPosition, prepare
+from sanad.biometrics.finger import FingerComparison, FingerPosition, FingerView, prepare
 from sanad.config import Settings
 from sanad.errors import Conflict, NotFound
 from sanad.notify.outbox import emit
+from sanad.registry.captures import REFUSED
 from sanad.registry.db import transaction, utcnow
 from sanad.registry.enrolment import (
     EnrolmentContext,
@@ -43,13 +52,21 @@ from sanad.registry.enrolment import (
     _thresholds,
     enrolment_lock,
     face_probe,
+    open_case,
     parse_fingers,
     recheck_person,
     seal_captures,
+    search_capture,
 )
 from sanad.registry.fingers import finger_modality, load_candidate_fingers
 from sanad.registry.gallery import FACE, PHOTO, Gallery
-from sanad.registry.models import BiometricException, Person, PersonStatus
+from sanad.registry.models import (
+    AdjudicationCase,
+    BiometricException,
+    BiometricRecord,
+    Person,
+    PersonStatus,
+)
 from sanad.registry.schemas import BiometricsUpdate, RecaptureResult
 from sanad.registry.sealing import TemplateSealer
 
@@ -93,10 +110,10 @@ def recapture_person(
     ctx: EnrolmentContext,
 ) -> RecaptureResult:
     """Verify a fresh capture against the person's enrolled biometrics; store it when it
-    verifies, then search the person again. ``Conflict`` (nothing stored) when it does not."""
+    verifies, then search the person again. ``Conflict`` (nothing stored) when it does not.
+    A person with no biometrics yet gets a supervised first capture instead (module doc)."""
     probe, quality = face_probe(data.face, "face")
     stored_fingers, views = parse_fingers(data.fingers)
-    refusal: str | None = None
     with gallery.lock:
         with transaction(sessions) as session:
             enrolment_lock(session)
@@ -104,66 +121,147 @@ def recapture_person(
             person = session.get(Person, person_id, with_for_update=True)
             if person is None:
                 raise NotFound(f"no person {person_id}")
-            if person.status != PersonStatus.ACTIVE:
+            first = session.scalar(select(BiometricRecord.id).where(
+                BiometricRecord.person_id == person_id).limit(1)) is None
+            if person.status not in (_FIRST_CAPTURE_STATUSES if first else _ACTIVE):
                 raise Conflict(f"person is {person.status}: only an active person's "
                                "biometrics can be captured again")
-            check = _verify(session, gallery, settings, person, probe,
-                            {pos: prepare(v) for pos, v in views.items()})
-            details: dict[str, object] = {
-                "reason": data.reason, "note": data.note,
-                "face_score": None if check.face is None else round(check.face, 4),
-                "finger_llr": (None if check.fused.finger_llr is None
-                               else round(check.fused.finger_llr, 3)),
-                "fingers_compared": check.fused.fingers_compared,
-                "offered": (["face"] if probe is not None else [])
-                + [finger_modality(p) for p in sorted(views)],
-            }
-            if check.outcome != Outcome.DUPLICATE:
-                refusal = ("nothing enrolled to verify the new capture against"
-                           if check.face is None and check.fused.fingers_compared == 0 else
-                           "the new capture does not match the person's enrolled biometrics")
-                audit.record(session, actor=ctx.officer, action="biometrics.recapture_refused",
-                             subject_type="person", subject_id=str(person_id),
-                             details={**details, "why": refusal})
+            result: RecaptureResult | str
+            if first:
+                result = _first_capture(session, gallery, settings, person, data, ctx,
+                                        probe, quality, stored_fingers, views)
             else:
-                stored, cleared = _store(session, gallery.sealer, person, data, probe,
-                                         quality, stored_fingers)
-                person.version += 1
-                person.updated_at = utcnow()
-                # Subscribers learn that the record changed (no biometrics in the payload).
-                emit(session, event_type="person.updated", subject_id=person.id,
-                     payload={"person_id": str(person_id), "version": person.version,
-                              "fields": ["biometrics"]})
-                audit.record(session, actor=ctx.officer, action="biometrics.recaptured",
-                             subject_type="person", subject_id=str(person_id),
-                             details={**details, "rule": check.rule, "stored": stored,
-                                      "exceptions_cleared": cleared,
-                                      "version": person.version})
-                version = person.version
-        # The refusal is audited (committed above) before it is raised.
-        if refusal is not None:
-            raise Conflict(refusal)
+                result = _verified(session, gallery, settings, person, data, ctx,
+                                   probe, quality, stored_fingers, views)
+        if isinstance(result, str):  # refused: audited (committed above), nothing stored
+            raise Conflict(result)
+        if first:  # searched already: the index only follows the commit
+            with transaction(sessions) as session:
+                gallery.catch_up(session)
+            return result
         case = recheck_person(sessions, gallery, settings, person_id=person_id, ctx=ctx)
+    return result.model_copy(update={"case_id": None if case is None else case.id})
+
+
+def _verified(
+    session: Session, gallery: Gallery, settings: Settings, person: Person,
+    data: BiometricsUpdate, ctx: EnrolmentContext, probe: np.ndarray | None, quality: float,
+    stored_fingers: dict[FingerPosition, tuple[bytes, int]],
+    views: dict[FingerPosition, FingerView],
+) -> RecaptureResult | str:
+    """Verify the capture 1:1 and store it; else audit the refusal and return why."""
+    check = _verify(session, gallery, settings, person, probe,
+                    {pos: prepare(v) for pos, v in views.items()})
+    details = _details(data, probe, views) | {
+        "face_score": None if check.face is None else round(check.face, 4),
+        "finger_llr": (None if check.fused.finger_llr is None
+                       else round(check.fused.finger_llr, 3)),
+        "fingers_compared": check.fused.fingers_compared,
+    }
+    if check.outcome != Outcome.DUPLICATE:
+        refusal = ("nothing enrolled to verify the new capture against"
+                   if check.face is None and check.fused.fingers_compared == 0 else
+                   "the new capture does not match the person's enrolled biometrics")
+        audit.record(session, actor=ctx.officer, action="biometrics.recapture_refused",
+                     subject_type="person", subject_id=str(person.id),
+                     details={**details, "why": refusal})
+        return refusal
+    stored, cleared = _store(session, gallery.sealer, person, data, probe, quality,
+                             stored_fingers)
+    _changed(session, person, ["biometrics"])
+    audit.record(session, actor=ctx.officer, action="biometrics.recaptured",
+                 subject_type="person", subject_id=str(person.id),
+                 details={**details, "rule": check.rule, "stored": stored,
+                          "exceptions_cleared": cleared, "version": person.version})
     return RecaptureResult(
-        person_id=person_id, verified_by="fused" if check.rule == "fused" else "face",
+        person_id=person.id, verified_by="fused" if check.rule == "fused" else "face",
         face_score=check.face, finger_llr=check.fused.finger_llr,
         fingers_compared=check.fused.fingers_compared, stored=stored,
-        exceptions_cleared=cleared, case_id=None if case is None else case.id, version=version,
+        exceptions_cleared=cleared, case_id=None, version=person.version,
+        status=person.status,
+    )
+
+
+_ACTIVE = (PersonStatus.ACTIVE,)
+# A first capture is also the biometric enrolment of a record imported from a legacy register.
+_FIRST_CAPTURE_STATUSES = (PersonStatus.ACTIVE, PersonStatus.PENDING_BIOMETRICS)
+
+
+def _details(data: BiometricsUpdate, probe: np.ndarray | None,
+             views: dict[FingerPosition, FingerView]) -> dict[str, object]:
+    """What the audit trail says about any capture: why, and what was offered."""
+    return {"reason": data.reason, "note": data.note,
+            "offered": (["face"] if probe is not None else [])
+            + [finger_modality(p) for p in sorted(views)]}
+
+
+def _changed(session: Session, person: Person, fields: list[str]) -> None:
+    """The record changed: its version moves on and subscribers learn which fields changed
+    (names only, never biometrics)."""
+    person.version += 1
+    person.updated_at = utcnow()
+    emit(session, event_type="person.updated", subject_id=person.id,
+         payload={"person_id": str(person.id), "version": person.version, "fields": fields})
+
+
+def _first_capture(
+    session: Session, gallery: Gallery, settings: Settings, person: Person,
+    data: BiometricsUpdate, ctx: EnrolmentContext, probe: np.ndarray | None, quality: float,
+    stored_fingers: dict[FingerPosition, tuple[bytes, int]],
+    views: dict[FingerPosition, FingerView],
+) -> RecaptureResult:
+    """Search the capture 1:N, store it, and open a case or activate (module doc)."""
+    found = search_capture(session, gallery, settings, probe=probe, views=views)
+    if found.fingers_read:  # stored fingers of these people were opened: say so
+        audit.record(session, actor=ctx.officer, action="biometrics.fingers_compared",
+                     subject_type="person", subject_id=str(person.id),
+                     details={"purpose": "first_capture",
+                              "with": sorted(str(p) for p in found.fingers_read)})
+    stored, cleared = _store(session, gallery.sealer, person, data, probe, quality,
+                             stored_fingers, first=True)
+    case: AdjudicationCase | None = None
+    if found.outcome != Outcome.NO_MATCH:
+        kind = "first_capture" if found.kind == "biometric" else found.kind
+        case = open_case(session, person, kind, found.candidates, ctx)
+    before = person.status
+    if person.status == PersonStatus.PENDING_BIOMETRICS:
+        waiting = case is not None or session.scalar(
+            select(AdjudicationCase.id).where(AdjudicationCase.person_id == person.id,
+                                              AdjudicationCase.status != "resolved").limit(1)
+        ) is not None
+        person.status = (PersonStatus.PENDING_ADJUDICATION if waiting
+                         else PersonStatus.ACTIVE)
+    _changed(session, person, ["biometrics"] + (["status"] if person.status != before else []))
+    audit.record(session, actor=ctx.officer, action="biometrics.first_capture",
+                 subject_type="person", subject_id=str(person.id),
+                 details=_details(data, probe, views) | {
+                     "outcome": found.outcome.value, "stored": stored,
+                     "exceptions_cleared": cleared,
+                     "candidates": [str(c.person_id) for c in found.candidates if c.person_id],
+                     "case_id": None if case is None else str(case.id),
+                     "status": {"from": before, "to": person.status},
+                     "version": person.version})
+    return RecaptureResult(
+        person_id=person.id, verified_by=None, first_capture=True, face_score=None,
+        finger_llr=None, fingers_compared=0, stored=stored, exceptions_cleared=cleared,
+        case_id=None if case is None else case.id, version=person.version,
+        status=person.status,
     )
 
 
 def _store(
     session: Session, sealer: TemplateSealer, person: Person, data: BiometricsUpdate,
     probe: np.ndarray | None, quality: float,
-    fingers: dict[FingerPosition, tuple[bytes, int]],
+    fingers: dict[FingerPosition, tuple[bytes, int]], *, first: bool = False,
 ) -> tuple[list[str], list[str]]:
-    """Seal the capture beside the earlier ones; clear the exceptions it replaces."""
+    """Seal the capture beside the earlier ones; clear the exceptions it replaces (and, at a
+    first capture, a recorded refusal of every biometric: the person has now given them)."""
     seal_captures(session, sealer, person.id, face=data.face, probe=probe,
                   quality=quality, fingers=fingers)
     with_photo = probe is not None and data.face is not None and data.face.photo is not None
     stored = ([FACE] if probe is not None else []) + ([PHOTO] if with_photo else []) + [
         finger_modality(p) for p in sorted(fingers)]
-    replaced = {m for m in stored if m != PHOTO}
+    replaced = {m for m in stored if m != PHOTO} | ({REFUSED} if first else set())
     cleared = sorted(session.scalars(
         select(BiometricException.modality).where(BiometricException.person_id == person.id,
                                                   BiometricException.modality.in_(replaced))

@@ -357,7 +357,9 @@ class BiometricsUpdate(BaseModel):
     """A fresh capture of an enrolled person's face and/or fingers (docs/recapture.md).
 
     Accepted only when it verifies against what is already enrolled (the same rules that call
-    two records the same person at enrolment); then stored beside the earlier captures."""
+    two records the same person at enrolment); then stored beside the earlier captures. A person
+    with no biometrics yet (imported, or refused at enrolment) gets a first capture instead:
+    searched against everyone, stored, adjudicated when it resembles someone."""
 
     model_config = ConfigDict(extra="forbid")
     reason: RecaptureReason = Field(description="Why the person is captured again.",
@@ -382,12 +384,15 @@ class BiometricsUpdate(BaseModel):
 
 
 class RecaptureResult(BaseModel):
-    """A re-capture that verified and was stored."""
+    """A capture that was stored: a re-capture that verified, or a person's first capture."""
 
     person_id: uuid.UUID
-    verified_by: Literal["face", "fused"] = Field(
+    first_capture: bool = Field(
+        default=False, description="The person had no biometrics: nothing to verify against, "
+        "so the capture was searched against everyone instead (docs/recapture.md).")
+    verified_by: Literal["face", "fused"] | None = Field(
         description="The rule that matched the new capture to the enrolled one: the face "
-        "cosine alone, or face and fingers fused (docs/fusion.md).")
+        "cosine alone, or face and fingers fused (docs/fusion.md); null for a first capture.")
     face_score: float | None = Field(description="New face against the enrolled face(s).")
     finger_llr: float | None = Field(description="Finger evidence (log-likelihood ratio).")
     fingers_compared: int
@@ -395,9 +400,13 @@ class RecaptureResult(BaseModel):
     exceptions_cleared: list[str] = Field(
         description="Recorded exceptions (e.g. finger:7 unreadable) the new capture replaces.")
     case_id: uuid.UUID | None = Field(
-        description="A `recheck` adjudication case, when the new capture resembles someone "
-        "else enough to be looked at.")
-    version: int = Field(description="The person record's version after the re-capture.")
+        description="The adjudication case opened, if any: `recheck` when a re-capture "
+        "resembles someone else enough to be looked at; `first_capture` (or "
+        "`face_exception`, fingers without a face) for a first capture.")
+    version: int = Field(description="The person record's version after the capture.")
+    status: str = Field(description="The person's status after the capture: a first capture "
+                        "of an imported person makes it `active`, or `pending_adjudication` "
+                        "while a case is open.")
 
 
 class CandidatePublic(BaseModel):

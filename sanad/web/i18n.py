@@ -208,6 +208,15 @@ EN: dict[str, str] = {
     "recap.done.face": "New capture stored: it matched the enrolled face.",
     "recap.done.fused": "New capture stored: it matched the enrolled face and fingerprints.",
     "recap.case": "It also resembles someone else: an adjudication case was opened.",
+    "recap.first.title": "Capture biometrics",
+    "recap.first.hint": "This person has no biometrics on record yet, so there is nothing to "
+                        "verify a capture against: it is searched against everyone registered "
+                        "and stored. If it resembles someone, an adjudicator decides.",
+    "recap.first.submit": "Search and store",
+    "recap.done.first": "First capture stored: it resembles no one registered.",
+    "recap.done.first_case": "First capture stored. An adjudicator must look at it (it resembles "
+                             "someone registered, or has fingerprints without a face): a case "
+                             "was opened.",
     "common.yes": "yes", "common.no": "no",
     "common.save": "Save",
     "common.name": "Name",
@@ -404,6 +413,15 @@ UR: dict[str, str] = {
     "recap.done.face": "نیا ریکارڈ محفوظ ہو گیا: یہ درج شدہ چہرے سے مل گیا۔",
     "recap.done.fused": "نیا ریکارڈ محفوظ ہو گیا: یہ درج شدہ چہرے اور انگلیوں کے نشانات سے مل گیا۔",
     "recap.case": "یہ کسی اور سے بھی مشابہ ہے: فیصلے کے لیے کیس کھولا گیا۔",
+    "recap.first.title": "بائیومیٹرکس لیں",
+    "recap.first.hint": "اس شخص کا ابھی کوئی بائیومیٹرک ریکارڈ نہیں، اس لیے تصدیق کے لیے کچھ "
+                        "موجود نہیں: نیا ریکارڈ تمام رجسٹرڈ افراد سے ملا کر محفوظ کیا جائے گا۔ "
+                        "اگر یہ کسی سے مشابہ ہو تو فیصلہ کنندہ فیصلہ کرے گا۔",
+    "recap.first.submit": "تلاش کریں اور محفوظ کریں",
+    "recap.done.first": "پہلا بائیومیٹرک ریکارڈ محفوظ ہو گیا: یہ کسی رجسٹرڈ شخص سے مشابہ نہیں۔",
+    "recap.done.first_case": "پہلا بائیومیٹرک ریکارڈ محفوظ ہو گیا۔ فیصلہ کنندہ کو دیکھنا ہوگا (یہ "
+                             "کسی رجسٹرڈ شخص سے مشابہ ہے، یا چہرے کے بغیر انگلیوں کے نشانات ہیں): "
+                             "کیس کھولا گیا۔",
     "common.yes": "ہاں", "common.no": "نہیں",
     "common.save": "محفوظ کریں",
     "common.name": "نام",

@@ -77,9 +77,11 @@ def _record_page(
 def record(person_id: uuid.UUID, request: Request, registry: RegistryDep,
            user: Reader, recaptured: str = "", case: str = "") -> Response:
     notice = None
+    t = i18n.translator(i18n.language(request))
     if recaptured in ("face", "fused"):
-        t = i18n.translator(i18n.language(request))
         notice = t(f"recap.done.{recaptured}") + (f" {t('recap.case')}" if case else "")
+    elif recaptured == "first":
+        notice = t("recap.done.first_case" if case else "recap.done.first")
     return _record_page(request, registry, user, person_id, notice=notice)
 
 
@@ -113,7 +115,8 @@ def _recapture(registry: Registry, person_id: uuid.UUID, officer: str, photo: by
              dependencies=[CsrfChecked])
 async def recapture(person_id: uuid.UUID, request: Request, registry: RegistryDep,
                     user: Officer) -> Response:
-    """A new capture of the person: stored only when it verifies (docs/recapture.md)."""
+    """A new capture of the person: stored only when it verifies, or a person's first capture
+    searched against everyone (docs/recapture.md)."""
     form = await request.form()
     photo_part = form.get("photo")
     # Read no further than one byte past the limit: `check_photo` refuses a larger file.
@@ -130,7 +133,8 @@ async def recapture(person_id: uuid.UUID, request: Request, registry: RegistryDe
         return await run_in_threadpool(_record_page, request, registry, user, person_id,
                                        message, status)
     case = f"&case={result.case_id}" if result.case_id else ""
-    return RedirectResponse(f"/people/{person_id}?recaptured={result.verified_by}{case}#biometrics",
+    how = "first" if result.first_capture else result.verified_by
+    return RedirectResponse(f"/people/{person_id}?recaptured={how}{case}#biometrics",
                             status_code=303)
 
 

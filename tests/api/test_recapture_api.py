@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import uuid
+from pathlib import Path
 
 import numpy as np
 from fastapi.testclient import TestClient
@@ -14,7 +15,7 @@ from sanad.abis.templates import encode_template
 from sanad.registry.models import BiometricRecord
 from sanad.registry.runtime import Registry
 from tests import factories
-from tests.factories import count_rows
+from tests.factories import count_rows, import_legacy, legacy_row
 
 
 def test_a_verified_capture_is_stored_and_reported(
@@ -91,3 +92,30 @@ def test_bad_captures_are_422_and_an_unknown_person_404(
     resp = client.post(f"/persons/{uuid.uuid4()}/biometrics", headers=admin_headers,
                        json={"reason": "renewal", "face": factories.face(705, rng)})
     assert resp.status_code == 404
+
+
+def test_an_imported_person_s_first_capture_over_the_api(
+    client: TestClient, admin_headers: dict[str, str], registry: Registry, tmp_path: Path
+) -> None:
+    """A legacy record has no biometrics: its first capture is searched against everyone and,
+    resembling no one, makes the record active (and card-eligible)."""
+    rng = np.random.default_rng(25)
+    pid = str(import_legacy(registry, tmp_path, [legacy_row("L1", "Bilal")])["Bilal"])
+    officer = factories.role_headers(client, admin_headers, "registration_officer")
+    assert client.get(f"/persons/{pid}", headers=admin_headers).json()["status"] == (
+        "pending_biometrics")
+
+    resp = client.post(f"/persons/{pid}/biometrics", headers=officer, json={
+        "reason": "previously_missing", "face": factories.face(705, rng),
+        "fingers": factories.fingers(705, rng)})
+
+    assert resp.status_code == 201, resp.text
+    body = resp.json()
+    assert body["first_capture"] is True and body["verified_by"] is None
+    assert body["status"] == "active" and body["case_id"] is None and body["version"] == 2
+    assert body["stored"] == ["face", "finger:2", "finger:7"]
+    assert client.get(f"/persons/{pid}", headers=admin_headers).json()["status"] == "active"
+    # A second capture is no longer a first one: it must verify against this one.
+    again = client.post(f"/persons/{pid}/biometrics", headers=officer, json={
+        "reason": "renewal", "face": factories.face(706, rng)})
+    assert again.status_code == 409 and "does not match" in again.json()["detail"]

@@ -160,20 +160,16 @@ def test_a_changed_face_is_accepted_on_matching_fingers_and_refused_on_others(
 
 
 def test_nothing_enrolled_to_verify_against_is_refused(registry: Registry) -> None:
+    """Only a face is enrolled and only fingers are offered: nothing to compare them with.
+    (A person with no biometrics at all gets a first capture: test_first_capture.py.)"""
     rng = np.random.default_rng(14)
-    pid = _enrol(registry, factories.member(606, rng, face=None,
-                                            biometrics_refused_reason="religious grounds"),
-                 outcome="adjudicate")  # a refusal is always adjudicated
-    with pytest.raises(Conflict, match="pending_adjudication"):
-        _recapture(registry, pid, face=factories.face(606, rng))
-    with transaction(registry.sessions) as s:  # as if the adjudicator had cleared the case
-        person = s.get(Person, pid)
-        assert person is not None
-        person.status = PersonStatus.ACTIVE
+    pid = _enrol(registry, factories.member(606, rng))
     before = count_rows(registry, BiometricRecord)
     with pytest.raises(Conflict, match="nothing enrolled"):
-        _recapture(registry, pid, face=factories.face(606, rng))
+        _recapture(registry, pid, fingers=factories.fingers(606, rng))
     assert count_rows(registry, BiometricRecord) == before
+    (event,) = _audits(registry, pid, "biometrics.recapture_refused")
+    assert event.details["offered"] == ["finger:2", "finger:7"]
 
 
 def test_only_an_active_person_and_an_existing_one(registry: Registry) -> None:

@@ -15,7 +15,7 @@ from sanad.biometrics.finger import encode_record
 from sanad.registry.models import BiometricRecord, Role
 from sanad.registry.runtime import Registry
 from tests import factories
-from tests.factories import count_rows
+from tests.factories import count_rows, import_legacy, legacy_row
 from tests.web.conftest import role_users, shot, sign_in
 
 FACES = Path(__file__).resolve().parents[1] / "data" / "faces"
@@ -68,4 +68,36 @@ def test_an_officer_captures_a_person_again(
     page.goto(person)
     expect(page.locator("#identity")).to_be_visible()
     expect(page.locator("#recapture")).to_have_count(0)
+    ctx.close()
+
+
+@pytest.mark.browser
+def test_an_officer_takes_an_imported_person_s_first_biometrics(
+    browser: Browser, live_url: str, registry: Registry, request: pytest.FixtureRequest,
+    tmp_path: Path,
+) -> None:
+    """A record imported from a legacy register has no biometrics: the form says the capture
+    is searched against everyone; a photo resembling no one makes the person active."""
+    backend = request.node.callspec.params["settings"]
+    role_users(registry)
+    pid = import_legacy(registry, tmp_path, [legacy_row("W1", "Jamal")])["Jamal"]
+
+    ctx, page = sign_in(browser, live_url, Role.REGISTRATION_OFFICER)
+    page.goto(f"{live_url}/people/{pid}")
+    expect(page.locator("#bio-face")).to_have_text("none on record")
+    expect(page.locator("#recapture")).to_have_attribute("data-first", "true")
+    page.locator("#recapture summary").click()
+    expect(page.locator("#recapture .hint")).to_contain_text("searched against everyone")
+    page.get_by_label("Why").select_option("previously_missing")
+    page.locator("#recap-photo").set_input_files(str(FACES / "obama.jpg"))
+    shot(page, "person-first-capture-form", backend)
+    page.get_by_role("button", name="Search and store").click()
+
+    expect(page.locator("#recapture-notice")).to_contain_text("resembles no one registered",
+                                                              timeout=SLOW)
+    expect(page.locator("#bio-face")).to_contain_text("captured")
+    expect(page.locator("#household tr.current")).to_contain_text("active")
+    # Captured once, the form is the ordinary re-capture, which verifies.
+    expect(page.locator("#recapture summary")).to_have_text("Capture biometrics again")
+    shot(page, "person-first-capture-done", backend)
     ctx.close()
