@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -110,23 +110,43 @@ class IssuedCard:
     superseded: tuple[uuid.UUID, ...] = ()
 
 
-def _face_template(
+def _face_capture(
     session: Session, person: Person, sealer: TemplateSealer
-) -> bytes | None:
+) -> tuple[int | None, bytes | None]:
+    """The person's newest face capture for the card: its record id and int8 template."""
     rec = session.scalar(
         select(BiometricRecord)
         .where(BiometricRecord.person_id == person.id, BiometricRecord.modality == FACE)
         .order_by(BiometricRecord.id.desc())
     )
     if rec is None:
-        return None
+        return None, None
     try:
         raw = sealer.open(rec.template, aad=template_aad(person.id, FACE), session=session)
     except SanadError:
         # An erased (crypto-shredded) template: the card is issued without a face template
         # rather than not at all; the checkpoint then reports `face_unavailable` on a 1:1.
-        return None
-    return quantise_int8(decode_template(raw, FACE_DIM))
+        return None, None
+    return rec.id, quantise_int8(decode_template(raw, FACE_DIM))
+
+
+def outdated_cards(session: Session, person_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, Card]:
+    """Each person's active card that carries an older face than their newest capture (or no
+    face at all while one is now on record): it should be re-issued (reason ``update``) so
+    checkpoints compare against the current face (docs/recapture.md)."""
+    if not person_ids:
+        return {}
+    newest: dict[uuid.UUID, int] = {
+        pid: rid for pid, rid in session.execute(
+            select(BiometricRecord.person_id, func.max(BiometricRecord.id))
+            .where(BiometricRecord.person_id.in_(list(person_ids)),
+                   BiometricRecord.modality == FACE)
+            .group_by(BiometricRecord.person_id))}
+    if not newest:
+        return {}
+    active = session.scalars(select(Card).where(Card.person_id.in_(list(newest)),
+                                                Card.status == "active"))
+    return {c.person_id: c for c in active if c.face_record_id != newest[c.person_id]}
 
 
 def _unique_card_number(session: Session) -> str:
@@ -205,6 +225,7 @@ def issue_card(
         str(person.date_of_birth.year) if person.dob_precision == "year"
         else person.date_of_birth.isoformat()
     )
+    face_record, face_template = _face_capture(session, person, sealer)
     claims = CardClaims(
         card_id=secrets.token_bytes(16),
         card_number=number,
@@ -221,7 +242,7 @@ def issue_card(
         sex=person.sex,
         nationality=person.nationality,
         status_index=index,
-        face_template=_face_template(session, person, sealer),
+        face_template=face_template,
     )
     qr = issue_qr(claims, key)
     version = qr_version(qr)
@@ -238,7 +259,7 @@ def issue_card(
         person_id=person.id, card_number=number, cti=claims.card_id, kid=key.kid.hex(),
         issued_at=now, expires_at=expires, status=ACTIVE, qr=qr, mrz="\n".join(mrz),
         issued_by=officer, status_index=index, issue_reason=issue_reason,
-        replaces_id=superseded[-1].id if superseded else None,
+        replaces_id=superseded[-1].id if superseded else None, face_record_id=face_record,
     )
     session.add(card)
     session.flush()

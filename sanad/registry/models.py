@@ -160,6 +160,10 @@ class Card(Base):
     status_index: Mapped[int | None] = mapped_column(Integer, nullable=True, unique=True)
     # new | renewal | replacement | update (why this card was issued)
     issue_reason: Mapped[str] = mapped_column(String(16), default="new")
+    # The face capture (biometric record) whose template is signed into the QR; None: no face
+    # template on the card. No foreign key: erasure deletes biometric records freely.
+    face_record_id: Mapped[int | None] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), nullable=True)
     replaces_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("cards.id"), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     # lost | surrendered | deceased | fraud | superseded

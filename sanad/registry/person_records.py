@@ -20,6 +20,7 @@ from sanad.errors import InvalidInput, NotFound, PreconditionFailed, Preconditio
 from sanad.notify.outbox import emit
 from sanad.registry.access_models import PersonPhoto, StatusChange
 from sanad.registry.captures import CaptureSummary, summaries_for
+from sanad.registry.cards import outdated_cards
 from sanad.registry.db import utcnow
 from sanad.registry.gallery import template_aad
 from sanad.registry.models import (
@@ -143,6 +144,8 @@ class PersonRecord:
     changes: list[StatusChange]
     trail: list[AuditEvent]
     captures: CaptureSummary | None  # None unless asked for (`with_captures`)
+    # The active card carrying an older face than the newest capture (re-issue it), if any.
+    outdated_card: uuid.UUID | None = None
 
 
 def person_record(
@@ -184,6 +187,8 @@ def person_record(
         person=person, household=household, members=list(household.members),
         changes=history(session, household_id=household.id), trail=trail,
         captures=summaries_for(session, [person])[person.id] if with_captures else None,
+        outdated_card=(c.id if (c := outdated_cards(session, [person.id]).get(person.id))
+                       else None),
     )
 
 

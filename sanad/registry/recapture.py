@@ -45,6 +45,7 @@ from sanad.config import Settings
 from sanad.errors import Conflict, NotFound
 from sanad.notify.outbox import emit
 from sanad.registry.captures import REFUSED
+from sanad.registry.cards import outdated_cards
 from sanad.registry.db import transaction, utcnow
 from sanad.registry.enrolment import (
     EnrolmentContext,
@@ -178,7 +179,7 @@ def _verified(
         face_score=check.face, finger_llr=check.fused.finger_llr,
         fingers_compared=check.fused.fingers_compared, stored=stored,
         exceptions_cleared=cleared, case_id=None, version=person.version,
-        status=person.status,
+        status=person.status, card_to_reissue=_card_to_reissue(session, person, stored),
     )
 
 
@@ -245,8 +246,17 @@ def _first_capture(
         person_id=person.id, verified_by=None, first_capture=True, face_score=None,
         finger_llr=None, fingers_compared=0, stored=stored, exceptions_cleared=cleared,
         case_id=None if case is None else case.id, version=person.version,
-        status=person.status,
+        status=person.status, card_to_reissue=_card_to_reissue(session, person, stored),
     )
+
+
+def _card_to_reissue(session: Session, person: Person, stored: list[str]) -> str | None:
+    """The active card that a newly stored face has made out of date, if any."""
+    if FACE not in stored:
+        return None
+    session.flush()
+    card = outdated_cards(session, [person.id]).get(person.id)
+    return None if card is None else card.card_number
 
 
 def _store(

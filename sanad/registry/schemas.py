@@ -404,6 +404,10 @@ class RecaptureResult(BaseModel):
         "resembles someone else enough to be looked at; `first_capture` (or "
         "`face_exception`, fingers without a face) for a first capture.")
     version: int = Field(description="The person record's version after the capture.")
+    card_to_reissue: str | None = Field(
+        default=None, description="Number of the person's active card when it now carries an "
+        "older face than the one just stored (or none): re-issue it with reason `update` so "
+        "checkpoints compare against the new face.")
     status: str = Field(description="The person's status after the capture: a first capture "
                         "of an imported person makes it `active`, or `pending_adjudication` "
                         "while a case is open.")

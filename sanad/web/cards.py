@@ -27,6 +27,7 @@ def _desk(
     error: str | None = None, issued: str | None = None, status_code: int = 200,
 ) -> Response:
     found: list[object] = []
+    outdated: dict[uuid.UUID, object] = {}
     preview: str | None = None
     if q:
         with transaction(registry.sessions) as session:
@@ -35,6 +36,7 @@ def _desk(
                 filters=person_records.PersonFilter(q=q[:100]), limit=20,
             )
             found = list(persons)
+            outdated = dict(cards.outdated_cards(session, [p.id for p in persons]))
             just_issued = [c for p in persons for c in p.cards if c.card_number == issued]
             if just_issued:
                 # Inline, in this transaction: one audited render, no second request racing it.
@@ -44,6 +46,7 @@ def _desk(
                 preview = f"data:image/png;base64,{base64.b64encode(png).decode()}"
     return render(request, "card_desk.html",
                   {"q": q, "found": found, "error": error, "issued": issued, "preview": preview,
+                   "outdated": outdated,
                    "reasons": [r for r in cards.REVOCATION_REASONS if r != "superseded"]},
                   user=user, status_code=status_code)
 
@@ -60,12 +63,15 @@ def issue(
     person_id: uuid.UUID, request: Request, registry: RegistryDep, user: CardOfficer,
     q: Annotated[str, Form()] = "",
 ) -> Response:
-    """Issue a card, or re-issue one (the active card is revoked as superseded)."""
+    """Issue a card, or re-issue one (the active card is revoked as superseded); re-issued
+    with reason ``update`` when the active card carries an earlier face than the newest."""
     try:
         with transaction(registry.sessions) as session:
+            stale = person_id in cards.outdated_cards(session, [person_id])
             issued = cards.issue_card(
                 session, person_id=person_id, officer=user.username, key=registry.issuer_key,
                 sealer=registry.sealer, settings=registry.settings,
+                issue_reason="update" if stale else "new",
             )
             number = issued.card.card_number
     except SanadError as exc:

@@ -148,6 +148,9 @@ EN: dict[str, str] = {
     "cards.expires": "Expires",
     "cards.issued": "Card issued",
     "cards.none": "No cards.",
+    "cards.outdated_short": "earlier face: re-issue",
+    "cards.outdated": "The active card carries an earlier face than the newest capture: "
+                      "re-issue it (reason: update) so checkpoints compare the new face.",
     "users.title": "Users",
     "users.create": "Create user",
     "users.roles": "Roles",
@@ -353,6 +356,9 @@ UR: dict[str, str] = {
     "cards.expires": "میعاد ختم",
     "cards.issued": "کارڈ جاری ہو گیا",
     "cards.none": "کوئی کارڈ نہیں۔",
+    "cards.outdated_short": "پرانا چہرہ: دوبارہ جاری کریں",
+    "cards.outdated": "فعال کارڈ میں تازہ ترین ریکارڈ سے پرانا چہرہ ہے: اسے دوبارہ جاری کریں "
+                      "(وجہ: اپ ڈیٹ) تاکہ چیک پوسٹ پر نئے چہرے سے موازنہ ہو۔",
     "users.title": "صارفین",
     "users.create": "صارف بنائیں",
     "users.roles": "کردار",

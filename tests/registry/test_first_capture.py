@@ -218,9 +218,13 @@ def test_a_person_who_refused_biometrics_at_enrolment_can_give_them_later(
     _decide(registry, refusal.id, Verdict.DIFFERENT_PERSON)
     assert _person(registry, pid).status == PersonStatus.ACTIVE
 
+    card = issue(registry, pid).card  # a card without a face template
+    assert card.face_record_id is None
+
     captured = _capture(registry, pid, face=factories.face(807, rng))
 
     assert captured.first_capture and captured.case_id is None
+    assert captured.card_to_reissue == card.card_number  # now a face exists to carry
     assert captured.status == PersonStatus.ACTIVE
     assert captured.exceptions_cleared == ["all"]  # the refusal no longer stands
     with registry.sessions() as s:

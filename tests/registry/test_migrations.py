@@ -13,12 +13,13 @@ from sqlalchemy import select, update
 
 from sanad.registry import migrate
 from sanad.registry.db import make_engine, transaction
-from sanad.registry.models import Person
+from sanad.registry.models import Card, Person
 from sanad.registry.runtime import Registry
 from tests import factories
+from tests.cards.helpers import issue
 
 OLD_HEADS = ("0002_credentials", "0004_access", "0006_crypto", "0010_kit")
-HEAD = "0012_name_key_vowel_classes"
+HEAD = "0013_card_face_record"
 
 
 def test_the_migration_graph_has_one_head() -> None:
@@ -63,3 +64,20 @@ def test_0012_recomputes_blocking_keys_so_omar_finds_umar(registry: Registry) ->
     result = factories.enrol(registry, factories.alone(again, request_adjudication=True))
     assert omar in {c.person_id for c in result.members[0].candidates
                     if c.source == "biographic"}
+
+
+def test_0013_backfills_the_face_each_card_carries(registry: Registry) -> None:
+    rng = np.random.default_rng(13)
+    pid = factories.enrol(registry, factories.alone(factories.member(1301, rng))
+                          ).members[0].person_id
+    assert pid is not None
+    card = issue(registry, pid).card
+    assert card.face_record_id is not None
+    cfg = migrate._config()
+    with registry.engine.begin() as conn:  # a registry whose cards predate the column
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0012_name_key_vowel_classes")
+    migrate.upgrade(registry.engine)
+    with registry.sessions() as s:
+        assert s.scalar(select(Card.face_record_id).where(Card.id == card.id)) == (
+            card.face_record_id)

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sanad.abis.templates import decode_template, encode_template, quantise_int8
 from sanad.biometrics.synthetic import FACE_DIM
 from sanad.errors import Conflict, NotFound
-from sanad.registry.cards import _face_template
+from sanad.registry.cards import _face_capture, outdated_cards, reissue_card
 from sanad.registry.db import transaction
 from sanad.registry.enrolment import EnrolmentContext
 from sanad.registry.gallery import FACE
@@ -32,6 +32,7 @@ from sanad.registry.runtime import Registry
 from sanad.registry.schemas import BiometricsUpdate, RecaptureResult
 from sanad.registry.sync_models import OutboxEvent
 from tests import factories
+from tests.cards.helpers import issue
 from tests.factories import count_rows
 
 CTX = EnrolmentContext(officer="officer-7")
@@ -94,7 +95,7 @@ def test_a_fresh_capture_of_the_same_person_is_stored_and_goes_on_the_next_card(
         # The next card carries the new template, not the enrolment one.
         expected = quantise_int8(decode_template(base64.b64decode(new_face["template"]),
                                                  FACE_DIM))
-        assert _face_template(s, person, registry.sealer) == expected
+        assert _face_capture(s, person, registry.sealer)[1] == expected
         newest = faces[-1].id
     # The gallery caught up from the database: the new template is searchable.
     assert len(registry.gallery.index) == before + 1
@@ -209,3 +210,34 @@ def test_a_new_capture_resembling_someone_else_opens_a_recheck_case(registry: Re
         case = s.get(AdjudicationCase, result.case_id)
         assert case is not None and case.kind == "recheck" and case.person_id == pid
         assert [c["person_id"] for c in case.candidates] == [str(other)]
+
+
+def test_a_new_face_makes_the_card_in_hand_out_of_date_until_it_is_reissued(
+    registry: Registry,
+) -> None:
+    rng = np.random.default_rng(17)
+    ten = tuple(range(1, 11))
+    pid = _enrol(registry, factories.member(610, rng, fingers=factories.fingers(610, rng, ten)))
+    card = issue(registry, pid).card
+    with registry.sessions() as s:
+        enrolled_face = s.scalar(select(BiometricRecord.id).where(
+            BiometricRecord.person_id == pid, BiometricRecord.modality == FACE))
+        assert card.face_record_id == enrolled_face  # the card says which face it carries
+        assert outdated_cards(s, [pid]) == {}
+
+    fingers_only = _recapture(registry, pid, fingers=factories.fingers(610, rng, ten))
+    assert fingers_only.card_to_reissue is None  # the card carries no fingers
+
+    result = _recapture(registry, pid, face=factories.face(610, rng),
+                        fingers=factories.fingers(610, rng))
+
+    assert result.card_to_reissue == card.card_number
+    with transaction(registry.sessions) as s:
+        assert outdated_cards(s, [pid])[pid].id == card.id
+        again = reissue_card(s, person_id=pid, officer="card-1", key=registry.issuer_key,
+                             sealer=registry.sealer, settings=registry.settings)
+        newest = s.scalar(select(func.max(BiometricRecord.id)).where(
+            BiometricRecord.person_id == pid, BiometricRecord.modality == FACE))
+        assert again.card.issue_reason == "update" and again.card.face_record_id == newest
+    with registry.sessions() as s:
+        assert outdated_cards(s, [pid]) == {}

@@ -10,11 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from playwright.sync_api import Browser, expect
+from sqlalchemy import select
 
 from sanad.biometrics.finger import encode_record
-from sanad.registry.models import BiometricRecord, Role
+from sanad.registry.models import BiometricRecord, Card, Person, Role
 from sanad.registry.runtime import Registry
 from tests import factories
+from tests.cards.helpers import issue
 from tests.factories import count_rows, import_legacy, legacy_row
 from tests.web.conftest import role_users, shot, sign_in
 
@@ -32,7 +34,10 @@ def test_an_officer_captures_a_person_again(
     result = factories.enrol(registry, factories.alone(factories.member(
         801, np.random.default_rng(8), face={"photo": photo},
         missing_biometrics=[{"modality": "finger:2", "reason": "bandaged"}])))
-    person = f"{live_url}/people/{result.members[0].person_id}"
+    pid = result.members[0].person_id
+    assert pid is not None
+    person = f"{live_url}/people/{pid}"
+    card = issue(registry, pid).card  # the card in hand carries the enrolment face
 
     ctx, page = sign_in(browser, live_url, Role.REGISTRATION_OFFICER)
     page.goto(person)
@@ -51,6 +56,8 @@ def test_an_officer_captures_a_person_again(
 
     expect(page.locator("#recapture-notice")).to_contain_text("matched the enrolled face",
                                                               timeout=SLOW)
+    expect(page.locator("#card-outdated")).to_contain_text("re-issue it")
+    expect(page.locator('#cards tr[data-outdated="true"]')).to_contain_text(card.card_number)
     expect(page.locator('td[data-finger="2"]')).to_have_attribute("data-state", "captured")
     expect(page.locator("#biometrics caption")).to_have_text("Fingerprints: 1/10")
     stored = count_rows(registry, BiometricRecord)
@@ -68,6 +75,20 @@ def test_an_officer_captures_a_person_again(
     page.goto(person)
     expect(page.locator("#identity")).to_be_visible()
     expect(page.locator("#recapture")).to_have_count(0)
+    # The card desk flags the card and re-issues it as an update; then nothing is out of date.
+    with registry.sessions() as s:
+        number = s.scalar(select(Person.registration_number).where(Person.id == pid))
+    page.goto(f"{live_url}/card-desk?q={number}")
+    expect(page.locator('tr[data-outdated="true"]')).to_contain_text("earlier face")
+    page.get_by_role("button", name="Re-issue").click()
+    expect(page.locator("#issued")).to_be_visible(timeout=SLOW)
+    expect(page.locator('tr[data-outdated="true"]')).to_have_count(0)
+    page.goto(person)
+    expect(page.locator("#card-outdated")).to_have_count(0)
+    with registry.sessions() as s:
+        reasons = s.scalars(select(Card.issue_reason).where(Card.person_id == pid)
+                            .order_by(Card.issued_at, Card.issue_reason)).all()
+    assert sorted(reasons) == ["new", "update"]
     ctx.close()
 
 
