@@ -68,7 +68,7 @@ test-slow: install system-deps postgres
 
 lint: install
 	$(VENV)/bin/ruff check sanad tests
-	$(VENV)/bin/mypy sanad
+	$(VENV)/bin/mypy sanad tests
 	$(PY) scripts/audit_deps.py
 
 bench: install

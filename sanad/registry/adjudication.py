@@ -37,6 +37,10 @@ from sanad.registry.models import (
 )
 from sanad.registry.sealing import TemplateSealer
 
+# A re-capture that did not verify, held for an adjudicator (`sanad.registry.recapture`):
+# "same person" accepts it onto the person (two adjudicators), "different person" discards it.
+HELD_CAPTURE_KIND = "recapture"
+
 
 class CaseStatus(StrEnum):
     OPEN = "open"
@@ -253,24 +257,23 @@ def decide_case(
         raise CaseClosed(f"case {case_id} was resolved already ({case.decision})")
     person = session.get(Person, case.person_id)
     assert person is not None
-    now = utcnow()
     if case.status == CaseStatus.AWAITING_SECOND and case.first_decided_by == actor:
         raise SecondAdjudicatorRequired(
             "the second decision on an overridden match must come from another adjudicator"
         )
+    if case.kind == HELD_CAPTURE_KIND:
+        from sanad.registry.recapture import decide_held
+
+        decide_held(session, case=case, person=person, verdict=verdict, reason=reason,
+                    actor=actor, sealer=sealer)
+        return case
     high = [c for c in case.candidates
             if c.get("source", "face") != "biographic"
             and (float(c["score"]) >= match_threshold or c.get("at_match_threshold"))]
     if (verdict == Verdict.DIFFERENT_PERSON and high
             and case.status == CaseStatus.OPEN):
-        case.status = CaseStatus.AWAITING_SECOND
-        case.needs_second = True
-        case.first_decision, case.first_reason = verdict.value, reason
-        case.first_decided_by, case.first_decided_at = actor, now
-        audit.record(session, actor=actor, action="adjudication.first_decision",
-                     subject_type="adjudication_case", subject_id=str(case.id),
-                     details={"verdict": verdict.value, "person_id": str(person.id),
-                              "best_score": round(max(float(c["score"]) for c in high), 4)})
+        first_decision(session, case, person, verdict=verdict, reason=reason, actor=actor,
+                       best_score=round(max(float(c["score"]) for c in high), 4))
         return case
     target: Person | None = None
     if verdict == Verdict.SAME_PERSON:
@@ -286,8 +289,33 @@ def decide_case(
         _link(session, person, target, sealer)
     else:
         _activate(session, case, person)
+    resolve(session, case, person, verdict=verdict, reason=reason, actor=actor, target=target)
+    audit.record(session, actor=actor, action=f"person.{'link' if target else 'activate'}",
+                 subject_type="person", subject_id=str(person.id),
+                 details={"case_id": str(case.id)})
+    return case
+
+
+def first_decision(session: Session, case: AdjudicationCase, person: Person, *,
+                   verdict: Verdict, reason: str, actor: str, best_score: float | None) -> None:
+    """Record the first of two decisions (two-person rule): the case waits for another
+    adjudicator in `awaiting_second`."""
+    case.status = CaseStatus.AWAITING_SECOND
+    case.needs_second = True
+    case.first_decision, case.first_reason = verdict.value, reason
+    case.first_decided_by, case.first_decided_at = actor, utcnow()
+    audit.record(session, actor=actor, action="adjudication.first_decision",
+                 subject_type="adjudication_case", subject_id=str(case.id),
+                 details={"verdict": verdict.value, "person_id": str(person.id),
+                          "best_score": best_score})
+
+
+def resolve(session: Session, case: AdjudicationCase, person: Person, *, verdict: Verdict,
+            reason: str, actor: str, target: Person | None = None) -> None:
+    """Close the case with its final verdict: recorded, audited, announced."""
     case.status = CaseStatus.RESOLVED
-    case.decision, case.reason, case.decided_by, case.decided_at = verdict.value, reason, actor, now
+    case.decision, case.reason = verdict.value, reason
+    case.decided_by, case.decided_at = actor, utcnow()
     audit.record(session, actor=actor, action="adjudication.decide",
                  subject_type="adjudication_case", subject_id=str(case.id),
                  details={"verdict": verdict.value, "person_id": str(person.id),
@@ -297,10 +325,6 @@ def decide_case(
         "case_id": str(case.id), "person_id": str(person.id), "verdict": verdict.value,
         "linked_to": str(target.id) if target else None,
     })
-    audit.record(session, actor=actor, action=f"person.{'link' if target else 'activate'}",
-                 subject_type="person", subject_id=str(person.id),
-                 details={"case_id": str(case.id)})
-    return case
 
 
 def judged_different(session: Session, a: uuid.UUID, b: uuid.UUID) -> bool:

@@ -12,7 +12,8 @@
 3. records an `Erasure` and one `ErasedRecord` per gallery id (what every gallery index must
    drop when it catches up: see `erased_record_ids`);
 4. deletes any legacy portrait row (`person_photos`; the enrolment photo itself is a sealed
-   `photo` record, shredded with the rest in steps 1–2), revokes their
+   `photo` record, shredded with the rest in steps 1–2) and any re-capture held for an
+   adjudicator (`held_captures`, sealed under the same key), revokes their
    active cards and clears their stored QR text (a signed QR carries a compact face template);
 5. appends a ``person.erase`` audit event naming the reason, the counts and the erasure id —
    never any biometric or biographic value.
@@ -37,7 +38,7 @@ from sanad.registry.access_models import PersonPhoto
 from sanad.registry.crypto_models import DataKey, ErasedRecord, Erasure
 from sanad.registry.fingers import forget_sealed, is_finger_modality
 from sanad.registry.gallery import Gallery
-from sanad.registry.models import BiometricRecord, Card, Person
+from sanad.registry.models import BiometricRecord, Card, HeldCapture, Person
 from sanad.registry.sealing import TemplateSealer, destroy_subject_keys
 
 ERASED_MODALITY = "erased"
@@ -93,6 +94,10 @@ def erase_person(
         rec.modality = ERASED_MODALITY
         rec.template = b""
         session.add(ErasedRecord(record_id=rec.id, erasure_id=erasure.id))
+    # Re-captures held for an adjudicator are sealed under the same (now destroyed) key:
+    # drop the unreadable rows too; their cases can then only reject.
+    held = len(session.scalars(delete(HeldCapture).where(HeldCapture.person_id == person_id)
+                               .returning(HeldCapture.id)).all())
     photo = session.get(PersonPhoto, person_id)
     photos = 0 if photo is None else 1
     if photo is not None:
@@ -115,6 +120,7 @@ def erase_person(
         subject_id=str(person_id),
         details={"reason": reason, "erasure_id": str(erasure.id), "keys_destroyed": len(dek_ids),
                  "records_erased": [r.id for r in records], "photos_deleted": photos,
+                 "held_captures_deleted": held,
                  "cards_revoked": [str(c) for c in revoked]},
     )
     return ErasureReport(erasure.id, person_id, len(dek_ids), [r.id for r in records],

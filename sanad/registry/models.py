@@ -199,6 +199,25 @@ class AdjudicationCase(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class HeldCapture(Base):
+    """A re-capture that did not verify, held (sealed, outside the gallery) for an adjudicator
+    at the officer's request: accepted onto the person or discarded by its `recapture` case
+    (docs/recapture.md). Sealed under the person's data key, so an erasure shreds it too."""
+
+    __tablename__ = "held_captures"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id"), index=True)
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("adjudication_cases.id"), unique=True)
+    # The capture as the API takes it (`BiometricsUpdate` JSON, the face as its template),
+    # sealed with AAD ``<person id>:held``.
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    # The failed 1:1 verification: face_score, finger_llr, fingers_compared, offered, why.
+    verification: Mapped[dict[str, Any]] = mapped_column(JSON)
+    officer: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class AdjudicatedPair(Base):
     """A pair an adjudicator judged "not the same person", at both records' versions.
 

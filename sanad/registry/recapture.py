@@ -29,6 +29,7 @@ adjudication case; an imported person waits in `pending_adjudication` until it i
 
 from __future__ import annotations
 
+import base64
 import uuid
 from dataclasses import dataclass
 
@@ -40,10 +41,18 @@ from sanad import audit
 from sanad.abis.decision import Outcome, judge_pair
 from sanad.abis.finger_stage import PreparedFingers, second_stage
 from sanad.abis.fusion import FusedScore, fuse
+from sanad.abis.templates import encode_template
 from sanad.biometrics.finger import FingerComparison, FingerPosition, FingerView, prepare
 from sanad.config import Settings
-from sanad.errors import Conflict, NotFound
+from sanad.errors import Conflict, InvalidInput, NotFound
 from sanad.notify.outbox import emit
+from sanad.registry.adjudication import (
+    HELD_CAPTURE_KIND,
+    CaseStatus,
+    Verdict,
+    first_decision,
+    resolve,
+)
 from sanad.registry.captures import REFUSED
 from sanad.registry.cards import outdated_cards
 from sanad.registry.db import transaction, utcnow
@@ -60,15 +69,16 @@ from sanad.registry.enrolment import (
     search_capture,
 )
 from sanad.registry.fingers import finger_modality, load_candidate_fingers
-from sanad.registry.gallery import FACE, PHOTO, Gallery
+from sanad.registry.gallery import FACE, PHOTO, Gallery, template_aad
 from sanad.registry.models import (
     AdjudicationCase,
     BiometricException,
     BiometricRecord,
+    HeldCapture,
     Person,
     PersonStatus,
 )
-from sanad.registry.schemas import BiometricsUpdate, RecaptureResult
+from sanad.registry.schemas import BiometricsUpdate, FaceCapture, RecaptureResult
 from sanad.registry.sealing import TemplateSealer
 
 
@@ -136,6 +146,8 @@ def recapture_person(
                                    probe, quality, stored_fingers, views)
         if isinstance(result, str):  # refused: audited (committed above), nothing stored
             raise Conflict(result)
+        if result.held:  # nothing stored: nothing to search again
+            return result
         if first:  # searched already: the index only follows the commit
             with transaction(sessions) as session:
                 gallery.catch_up(session)
@@ -163,6 +175,9 @@ def _verified(
         refusal = ("nothing enrolled to verify the new capture against"
                    if check.face is None and check.fused.fingers_compared == 0 else
                    "the new capture does not match the person's enrolled biometrics")
+        if data.request_adjudication:
+            return _hold(session, gallery, settings, person, data, ctx, probe, quality, views,
+                         check, details | {"why": refusal})
         audit.record(session, actor=ctx.officer, action="biometrics.recapture_refused",
                      subject_type="person", subject_id=str(person.id),
                      details={**details, "why": refusal})
@@ -248,6 +263,101 @@ def _first_capture(
         case_id=None if case is None else case.id, version=person.version,
         status=person.status, card_to_reissue=_card_to_reissue(session, person, stored),
     )
+
+
+def _held_aad(person_id: uuid.UUID) -> bytes:
+    return template_aad(person_id, "held")
+
+
+def _hold(
+    session: Session, gallery: Gallery, settings: Settings, person: Person,
+    data: BiometricsUpdate, ctx: EnrolmentContext, probe: np.ndarray | None, quality: float,
+    views: dict[FingerPosition, FingerView], check: _Verification, details: dict[str, object],
+) -> RecaptureResult:
+    """Hold a capture that did not verify for an adjudicator: sealed, outside the gallery,
+    with a `recapture` case listing anyone else the capture resembles (searched 1:N)."""
+    found = search_capture(session, gallery, settings, probe=probe, views=views)
+    others = [c for c in found.candidates if c.person_id != person.id]
+    if found.fingers_read - {person.id}:
+        audit.record(session, actor=ctx.officer, action="biometrics.fingers_compared",
+                     subject_type="person", subject_id=str(person.id),
+                     details={"purpose": "held_capture",
+                              "with": sorted(str(p) for p in found.fingers_read - {person.id})})
+    case = open_case(session, person, HELD_CAPTURE_KIND, others, ctx)
+    # The face is kept as its template (no second run of the face model at the decision).
+    face = None if probe is None or data.face is None else FaceCapture(
+        template=base64.b64encode(encode_template(probe)).decode(), quality=quality,
+        photo=data.face.photo)
+    held = data.model_copy(update={"face": face, "request_adjudication": False})
+    session.add(HeldCapture(
+        person_id=person.id, case_id=case.id, officer=ctx.officer, verification=details,
+        payload=gallery.sealer.seal(held.model_dump_json().encode(), aad=_held_aad(person.id)),
+    ))
+    audit.record(session, actor=ctx.officer, action="biometrics.recapture_held",
+                 subject_type="person", subject_id=str(person.id),
+                 details=details | {"case_id": str(case.id),
+                                    "candidates": [str(c.person_id) for c in others
+                                                   if c.person_id]})
+    return RecaptureResult(
+        person_id=person.id, held=True, verified_by=None, face_score=check.face,
+        finger_llr=check.fused.finger_llr, fingers_compared=check.fused.fingers_compared,
+        stored=[], exceptions_cleared=[], case_id=case.id, version=person.version,
+        status=person.status,
+    )
+
+
+def held_capture(session: Session, sealer: TemplateSealer, case_id: uuid.UUID, *, actor: str
+                 ) -> tuple[HeldCapture, BiometricsUpdate] | None:
+    """The capture a `recapture` case holds, opened for the adjudicator (audited read); None
+    once the case is decided (or the person erased)."""
+    held = session.scalar(select(HeldCapture).where(HeldCapture.case_id == case_id))
+    if held is None:
+        return None
+    audit.record(session, actor=actor, action="biometrics.held_read", subject_type="person",
+                 subject_id=str(held.person_id), details={"case_id": str(case_id)})
+    opened = sealer.open(held.payload, aad=_held_aad(held.person_id), session=session)
+    return held, BiometricsUpdate.model_validate_json(opened)
+
+
+def decide_held(
+    session: Session, *, case: AdjudicationCase, person: Person, verdict: Verdict, reason: str,
+    actor: str, sealer: TemplateSealer,
+) -> None:
+    """An adjudicator's verdict on a held capture (called by `decide_case`, which checked the
+    case is undecided and a second decision comes from someone else). "Same person" accepts
+    the capture onto the person — an override of a failed verification, so it takes two
+    adjudicators; "different person" discards it at once."""
+    held = session.scalar(select(HeldCapture).where(HeldCapture.case_id == case.id))
+    if verdict == Verdict.SAME_PERSON:
+        if held is None:
+            raise InvalidInput("the held capture no longer exists (the person's biometrics "
+                               "were erased): it can only be rejected", field="verdict")
+        if person.status != PersonStatus.ACTIVE:
+            raise Conflict(f"person is {person.status}: a held capture is accepted only onto "
+                           "an active person")
+        if case.status == CaseStatus.OPEN:
+            first_decision(session, case, person, verdict=verdict, reason=reason, actor=actor,
+                           best_score=held.verification.get("face_score"))
+            return
+        data = BiometricsUpdate.model_validate_json(
+            sealer.open(held.payload, aad=_held_aad(person.id), session=session))
+        probe, quality = face_probe(data.face, "face")
+        stored_fingers, _ = parse_fingers(data.fingers)
+        stored, cleared = _store(session, sealer, person, data, probe, quality, stored_fingers)
+        _changed(session, person, ["biometrics"])
+        audit.record(session, actor=actor, action="biometrics.recaptured",
+                     subject_type="person", subject_id=str(person.id),
+                     details={"reason": data.reason, "note": data.note, "rule": "adjudicated",
+                              "case_id": str(case.id), "officer": held.officer,
+                              "accepted_by": [case.first_decided_by, actor], "stored": stored,
+                              "exceptions_cleared": cleared, "version": person.version})
+    else:
+        audit.record(session, actor=actor, action="biometrics.recapture_rejected",
+                     subject_type="person", subject_id=str(person.id),
+                     details={"case_id": str(case.id), "reason": reason})
+    if held is not None:
+        session.delete(held)
+    resolve(session, case, person, verdict=verdict, reason=reason, actor=actor)
 
 
 def _card_to_reissue(session: Session, person: Person, stored: list[str]) -> str | None:

@@ -370,6 +370,10 @@ class BiometricsUpdate(BaseModel):
         default_factory=list, max_length=10,
         description="New fingerprints, one per position (ISO/IEC 19794-2 records).",
     )
+    request_adjudication: bool = Field(
+        default=False, description="If the capture does not verify, hold it for an "
+        "adjudicator (a `recapture` case) instead of refusing it; nothing is stored until "
+        "the case accepts it (docs/recapture.md).")
 
     @field_validator("fingers")
     @classmethod
@@ -384,12 +388,17 @@ class BiometricsUpdate(BaseModel):
 
 
 class RecaptureResult(BaseModel):
-    """A capture that was stored: a re-capture that verified, or a person's first capture."""
+    """A capture that was stored (a re-capture that verified, or a person's first capture) or
+    held for an adjudicator."""
 
     person_id: uuid.UUID
     first_capture: bool = Field(
         default=False, description="The person had no biometrics: nothing to verify against, "
         "so the capture was searched against everyone instead (docs/recapture.md).")
+    held: bool = Field(
+        default=False, description="The capture did not verify and, as asked "
+        "(`request_adjudication`), waits for an adjudicator in the `recapture` case "
+        "`case_id`: nothing is stored yet (`stored` is empty).")
     verified_by: Literal["face", "fused"] | None = Field(
         description="The rule that matched the new capture to the enrolled one: the face "
         "cosine alone, or face and fingers fused (docs/fusion.md); null for a first capture.")
@@ -401,7 +410,8 @@ class RecaptureResult(BaseModel):
         description="Recorded exceptions (e.g. finger:7 unreadable) the new capture replaces.")
     case_id: uuid.UUID | None = Field(
         description="The adjudication case opened, if any: `recheck` when a re-capture "
-        "resembles someone else enough to be looked at; `first_capture` (or "
+        "resembles someone else enough to be looked at; `recapture` for a held capture; "
+        "`first_capture` (or "
         "`face_exception`, fingers without a face) for a first capture.")
     version: int = Field(description="The person record's version after the capture.")
     card_to_reissue: str | None = Field(

@@ -3,18 +3,23 @@ differences, a decision with its reason), over `sanad.registry.adjudication`."""
 
 from __future__ import annotations
 
+import base64
 import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
 
 from sanad.api.deps import Principal, RegistryDep, require_page
 from sanad.errors import SanadError
 from sanad.registry import adjudication, person_records
 from sanad.registry.captures import summaries_for
 from sanad.registry.db import transaction
-from sanad.registry.models import Role
+from sanad.registry.models import AdjudicationCase, Role
+from sanad.registry.photos import media_type
+from sanad.registry.recapture import held_capture
+from sanad.registry.runtime import Registry
 from sanad.web.session import CsrfChecked, data_uris, render
 
 router = APIRouter(include_in_schema=False)
@@ -45,9 +50,26 @@ def _case_page(
         # no_biometrics case (the case read above is the audited read).
         people = [detail.person, *(c.person for c in detail.candidates if c.person)]
         captures = summaries_for(session, people)
+        held = _held(session, registry, detail.case, user.username)
     return render(request, "case.html",
-                  {"d": detail, "error": error, "photos": photos, "captures": captures},
-                  user=user, status_code=status_code)
+                  {"d": detail, "error": error, "photos": photos, "captures": captures,
+                   "held": held}, user=user, status_code=status_code)
+
+
+def _held(session: Session, registry: Registry, case: AdjudicationCase, actor: str
+          ) -> dict[str, object] | None:
+    """What a `recapture` case holds, for the side-by-side view (an audited read)."""
+    if case.kind != adjudication.HELD_CAPTURE_KIND or case.status == "resolved":
+        return None
+    found = held_capture(session, registry.sealer, case.id, actor=actor)
+    if found is None:
+        return {"gone": True}
+    row, data = found
+    photo = data.face.photo_bytes() if data.face is not None else None
+    return {"gone": False, "verification": row.verification, "officer": row.officer,
+            "reason": data.reason, "note": data.note,
+            "photo": None if photo is None else f"data:{media_type(photo)};base64,"
+            f"{base64.b64encode(photo).decode()}"}
 
 
 @router.get("/cases/{case_id}", response_class=HTMLResponse)

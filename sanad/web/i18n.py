@@ -211,6 +211,18 @@ EN: dict[str, str] = {
     "recap.done.face": "New capture stored: it matched the enrolled face.",
     "recap.done.fused": "New capture stored: it matched the enrolled face and fingerprints.",
     "recap.case": "It also resembles someone else: an adjudication case was opened.",
+    "recap.adjudicate": "If it does not match, send it to an adjudicator instead of "
+                        "discarding it (e.g. a child whose face has changed)",
+    "recap.done.held": "The capture did not match: it is held for an adjudicator. Nothing is "
+                       "stored until two adjudicators accept it.",
+    "case.held": "New capture, held",
+    "case.held_hint": "This capture did not match the person's enrolled biometrics. Same "
+                      "person: accept it onto the record (needs a second adjudicator). Not "
+                      "the same person: discard it.",
+    "case.held_gone": "The held capture no longer exists (erased): it can only be rejected.",
+    "case.held_offered": "Offered",
+    "case.held_why": "Why it was held",
+    "case.held_officer": "Captured by",
     "recap.first.title": "Capture biometrics",
     "recap.first.hint": "This person has no biometrics on record yet, so there is nothing to "
                         "verify a capture against: it is searched against everyone registered "
@@ -419,6 +431,17 @@ UR: dict[str, str] = {
     "recap.done.face": "نیا ریکارڈ محفوظ ہو گیا: یہ درج شدہ چہرے سے مل گیا۔",
     "recap.done.fused": "نیا ریکارڈ محفوظ ہو گیا: یہ درج شدہ چہرے اور انگلیوں کے نشانات سے مل گیا۔",
     "recap.case": "یہ کسی اور سے بھی مشابہ ہے: فیصلے کے لیے کیس کھولا گیا۔",
+    "recap.adjudicate": "اگر مطابقت نہ ہو تو ضائع کرنے کے بجائے فیصلہ کنندہ کو بھیجیں "
+                        "(مثلاً بچہ جس کا چہرہ بدل گیا ہو)",
+    "recap.done.held": "نیا ریکارڈ مطابقت نہیں رکھتا: یہ فیصلہ کنندہ کے لیے روک لیا گیا ہے۔ جب تک "
+                       "دو فیصلہ کنندگان قبول نہ کریں کچھ محفوظ نہیں ہوگا۔",
+    "case.held": "نیا ریکارڈ، زیرِ التوا",
+    "case.held_hint": "یہ ریکارڈ اس شخص کے درج شدہ بائیومیٹرکس سے مطابقت نہیں رکھتا۔ وہی شخص: اسے "
+                      "ریکارڈ میں قبول کریں (دوسرے فیصلہ کنندہ کی ضرورت)۔ وہ شخص نہیں: ضائع کریں۔",
+    "case.held_gone": "زیرِ التوا ریکارڈ موجود نہیں (مٹا دیا گیا): اسے صرف مسترد کیا جا سکتا ہے۔",
+    "case.held_offered": "پیش کیا گیا",
+    "case.held_why": "روکنے کی وجہ",
+    "case.held_officer": "ریکارڈ لینے والا",
     "recap.first.title": "بائیومیٹرکس لیں",
     "recap.first.hint": "اس شخص کا ابھی کوئی بائیومیٹرک ریکارڈ نہیں، اس لیے تصدیق کے لیے کچھ "
                         "موجود نہیں: نیا ریکارڈ تمام رجسٹرڈ افراد سے ملا کر محفوظ کیا جائے گا۔ "

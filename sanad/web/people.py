@@ -82,6 +82,8 @@ def record(person_id: uuid.UUID, request: Request, registry: RegistryDep,
         notice = t(f"recap.done.{recaptured}") + (f" {t('recap.case')}" if case else "")
     elif recaptured == "first":
         notice = t("recap.done.first_case" if case else "recap.done.first")
+    elif recaptured == "held":
+        notice = t("recap.done.held")
     return _record_page(request, registry, user, person_id, notice=notice)
 
 
@@ -89,9 +91,11 @@ RECAPTURE_REASONS = get_args(RecaptureReason)
 
 
 def _recapture(registry: Registry, person_id: uuid.UUID, officer: str, photo: bytes,
-               fingers: list[FingerFile], reason: str, note: str) -> RecaptureResult:
+               fingers: list[FingerFile], reason: str, note: str,
+               request_adjudication: bool) -> RecaptureResult:
     """Photo through the face model (as at enrolment), then the same service as the API."""
-    body: dict[str, object] = {"reason": reason, "note": note}
+    body: dict[str, object] = {"reason": reason, "note": note,
+                               "request_adjudication": request_adjudication}
     if photo:
         check = check_photo(photo)
         if not check.accepted:
@@ -126,14 +130,15 @@ async def recapture(person_id: uuid.UUID, request: Request, registry: RegistryDe
         fingers = await read_finger_uploads(list(form.getlist("fingers")))
         result = await run_in_threadpool(
             _recapture, registry, person_id, user.username, photo, fingers,
-            str(form.get("reason") or ""), str(form.get("note") or "").strip())
+            str(form.get("reason") or ""), str(form.get("note") or "").strip(),
+            form.get("request_adjudication") == "1")
     except (SanadError, ValueError) as exc:
         message = exc.message if isinstance(exc, SanadError) else str(exc)
         status = exc.status if isinstance(exc, SanadError) else 422
         return await run_in_threadpool(_record_page, request, registry, user, person_id,
                                        message, status)
     case = f"&case={result.case_id}" if result.case_id else ""
-    how = "first" if result.first_capture else result.verified_by
+    how = "first" if result.first_capture else "held" if result.held else result.verified_by
     return RedirectResponse(f"/people/{person_id}?recaptured={how}{case}#biometrics",
                             status_code=303)
 

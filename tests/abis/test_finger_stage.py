@@ -114,5 +114,5 @@ def test_second_stage_scores_candidates_and_reports_missing_fingers() -> None:
 def test_probe_without_fingers_compares_nothing() -> None:
     rng = np.random.default_rng(3)
     gallery = {1: {RI: prepare(GEN.capture(1, 2, rng))}}
-    results = second_stage([1], {}, gallery.get)  # type: ignore[arg-type]
+    results = second_stage([1], {}, gallery.get)
     assert results[0].comparison.compared == 0

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from sanad.abis.index import load_index
+from sanad.abis.index import FloatMatrix, GalleryIndex, IdArray, load_index
 from sanad.abis.rebuild import count_face_records, rebuild_index
 from sanad.audit import verify_chain
 from sanad.registry.db import transaction
@@ -51,7 +51,8 @@ def test_rebuild_matches_the_live_gallery(registry: Registry) -> None:
         assert verify_chain(session).ok
 
 
-def _vectors(index):  # the live gallery's own vectors, via its save format
+def _vectors(index: GalleryIndex) -> tuple[FloatMatrix, IdArray]:
+    # the live gallery's own vectors, via its save format
     import tempfile
     from pathlib import Path
 

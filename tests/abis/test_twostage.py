@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -60,7 +61,8 @@ def test_the_centre_is_the_gallery_mean_and_codes_follow_growth() -> None:
         if len(index) >= twostage._MIN_TRAIN:
             # Re-trained whenever the gallery doubled: fitted on at least half of it.
             assert index._trained_at * 2 > len(index)
-            assert index._pq.ntotal == len(index)
+            pq: Any = index._pq  # Any, as declared: no longer the `None` asserted above
+            assert pq.ntotal == len(index)
     assert np.allclose(index._centre, gallery[: index._trained_at].mean(axis=0), atol=1e-3)
 
 
@@ -73,7 +75,7 @@ def _weak_mates(
     base = gallery[rows].astype(np.float64)
     noise -= (noise * base).sum(axis=1, keepdims=True) * base
     noise /= np.linalg.norm(noise, axis=1, keepdims=True)
-    probes = cosine * base + np.sqrt(1 - cosine**2) * noise
+    probes: np.ndarray = cosine * base + np.sqrt(1 - cosine**2) * noise
     return probes.astype(np.float32)
 
 

@@ -138,5 +138,5 @@ def test_new_index_catches_up_from_the_database(
     assert len(fresh.index) == 6
     assert fresh.index.watermark == registry.gallery.index.watermark
     probe = factories.POPULATION.capture(54, rng)[None, :]
-    scores, ids = fresh.index.search(probe, 1)
+    scores, _ = fresh.index.search(probe, 1)
     assert scores[0, 0] > 0.6

@@ -94,8 +94,7 @@ def test_malformed_json_and_bad_ids(client: TestClient, admin_headers: dict[str,
         ("post", "/verify", {"nope": 1}),
         ("post", "/auth/token", {"username": "admin"}),
     ):
-        kwargs = {"json": body} if body is not None else {}
-        resp = client.request(method.upper(), url, headers=admin_headers, **kwargs)
+        resp = client.request(method.upper(), url, headers=admin_headers, json=body)
         assert resp.status_code == 422, url
         assert resp.headers["content-type"].startswith("application/problem+json")
         assert resp.json()["errors"][0]["field"]

@@ -119,3 +119,36 @@ def test_an_imported_person_s_first_capture_over_the_api(
     again = client.post(f"/persons/{pid}/biometrics", headers=officer, json={
         "reason": "renewal", "face": factories.face(706, rng)})
     assert again.status_code == 409 and "does not match" in again.json()["detail"]
+
+
+def test_a_capture_that_does_not_verify_can_be_held_for_two_adjudicators(
+    client: TestClient, admin_headers: dict[str, str], registry: Registry
+) -> None:
+    rng = np.random.default_rng(26)
+    exact = factories.POPULATION.identity_template(707)
+    pid = factories.enrol_over_api(client, admin_headers, factories.member(707, rng, face={
+        "template": base64.b64encode(encode_template(exact)).decode(), "quality": 0.9}))
+    officer = factories.role_headers(client, admin_headers, "registration_officer")
+    first = factories.role_headers(client, admin_headers, "adjudicator")
+    second = factories.role_headers(client, admin_headers, "adjudicator")
+    records = count_rows(registry, BiometricRecord)
+
+    resp = client.post(f"/persons/{pid}/biometrics", headers=officer, json={
+        "reason": "appearance_changed", "face": factories.face_near(707, 0.42, rng),
+        "request_adjudication": True})
+
+    assert resp.status_code == 201, resp.text
+    body = resp.json()
+    assert body["held"] is True and body["stored"] == [] and body["case_id"]
+    assert count_rows(registry, BiometricRecord) == records
+    case = body["case_id"]
+    assert client.get(f"/adjudication/cases/{case}", headers=first).json()["kind"] == "recapture"
+    decision = {"verdict": "same_person", "reason": "same child, older; documents checked"}
+    once = client.post(f"/adjudication/cases/{case}/decision", headers=first, json=decision)
+    assert once.status_code == 200 and once.json()["status"] == "awaiting_second"
+    again = client.post(f"/adjudication/cases/{case}/decision", headers=first, json=decision)
+    assert again.status_code == 409  # the second decision must be someone else's
+    done = client.post(f"/adjudication/cases/{case}/decision", headers=second, json=decision)
+    assert done.status_code == 200 and done.json()["status"] == "resolved"
+    assert count_rows(registry, BiometricRecord) == records + 1  # the held face, stored
+    assert client.get(f"/persons/{pid}", headers=admin_headers).headers["ETag"] == f'"{pid}.2"'

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,13 +12,19 @@ from sanad.bench.accuracy import _ann_loss_large
 from sanad.bench.runner import run_benchmark
 from sanad.biometrics.synthetic import CalibratedPopulation
 
-LARGE = {"size": 4000, "mated": 100, "non_mated": 200, "sibling_rate": 0.5, "seed": 0,
-         "k": 10, "main_threshold": 0.35, "index_options": {}}
+
+def _large(
+    pop: CalibratedPopulation, *, index_kind: str, index_options: dict[str, Any]
+) -> dict[str, float]:
+    """`_ann_loss_large` on the tests' sample: a 4000 gallery, 100 mates, 200 non-mates."""
+    return _ann_loss_large(pop, size=4000, mated=100, non_mated=200, sibling_rate=0.5, seed=0,
+                           index_kind=index_kind, k=10, main_threshold=0.35,
+                           index_options=index_options)
 
 
 def test_an_exact_index_loses_nothing_and_the_twostage_one_is_counted() -> None:
     pop = CalibratedPopulation(0)
-    exact = _ann_loss_large(pop, index_kind="exact", **LARGE)
+    exact = _large(pop, index_kind="exact", index_options={})
     for suffix in ("", "_at_main_threshold"):
         assert exact[f"ann_loss_rate_large{suffix}"] == 0.0
         assert exact[f"ann_exact_matches_large{suffix}"] >= 100  # the mates at least
@@ -27,8 +34,7 @@ def test_an_exact_index_loses_nothing_and_the_twostage_one_is_counted() -> None:
     assert exact["ann_exact_matches_large_at_main_threshold"] > exact["ann_exact_matches_large"]
 
     # The coarser 16-byte codes, so that there are losses to count.
-    two = _ann_loss_large(pop, index_kind="twostage",
-                          **{**LARGE, "index_options": {"subvectors": 32}})
+    two = _large(pop, index_kind="twostage", index_options={"subvectors": 32})
     assert two["ann_exact_matches_large"] == exact["ann_exact_matches_large"]
     assert two["ann_mate_recall_large"] == 1.0
     assert two["ann_loss_rate_large"] <= 0.001
@@ -42,9 +48,8 @@ def test_finer_stage_one_codes_lose_fewer_pairs() -> None:
     at the deliberately low threshold, where the 4-bit scan's errors show, 32-byte codes keep
     more of exact search's pairs than 16-byte ones."""
     pop = CalibratedPopulation(0)
-    coarse = _ann_loss_large(pop, index_kind="twostage",
-                             **{**LARGE, "index_options": {"subvectors": 32}})
-    fine = _ann_loss_large(pop, index_kind="twostage", **{**LARGE, "index_options": {}})
+    coarse = _large(pop, index_kind="twostage", index_options={"subvectors": 32})
+    fine = _large(pop, index_kind="twostage", index_options={})
     assert fine["ann_exact_matches_large"] == coarse["ann_exact_matches_large"]
     assert (fine["ann_loss_rate_large_at_main_threshold"]
             < coarse["ann_loss_rate_large_at_main_threshold"])

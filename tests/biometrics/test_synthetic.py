@@ -243,7 +243,7 @@ def test_isotropic_captures_have_the_isotropic_statistics() -> None:
 
 def test_enrolment_stream_has_two_percent_reenrolments() -> None:
     stream = enrolment_stream(50_000, seed=3)
-    first_seen = {}
+    first_seen: dict[int, int] = {}
     repeats = 0
     for record, identity in enumerate(stream.tolist()):
         if identity in first_seen:

@@ -81,7 +81,8 @@ def _shaped_advance_pt(text: str, size_pt: float, *, shaping: bool) -> float:
     buf.guess_segment_properties()
     off = {f: False for f in ("init", "medi", "fina", "rlig", "liga", "calt")}
     hb.shape(hb.Font(face), buf, {} if shaping else off)
-    return sum(p.x_advance for p in buf.glyph_positions) / face.upem * size_pt
+    advance: float = sum(p.x_advance for p in buf.glyph_positions) / face.upem * size_pt
+    return advance
 
 
 def test_arabic_names_are_shaped_and_right_to_left(card_pdf: bytes) -> None:

@@ -59,11 +59,13 @@ def _key_files(s: Settings) -> dict[str, bytes]:
 def test_round_trip_is_identical(registry, empty_target: Settings, tmp_path: Path) -> None:
     first = enrol(registry, [401, 402, 403])
     second = enrol(registry, [404], seed=2)
+    card_holder, erased = first.members[0].person_id, second.members[0].person_id
+    assert card_holder is not None and erased is not None
     with transaction(registry.sessions) as session:
-        qr = issue_card(session, person_id=first.members[0].person_id, officer="t",
+        qr = issue_card(session, person_id=card_holder, officer="t",
                         key=registry.issuer_key, sealer=registry.sealer,
                         settings=registry.settings).qr
-        erase_person(session, person_id=second.members[0].person_id, reason="r", actor="t")
+        erase_person(session, person_id=erased, reason="r", actor="t")
     registry.gallery.save()
     archive = tmp_path / "b.sanad"
     report = create_backup(registry.settings, archive, passphrase=PASS)
@@ -148,8 +150,10 @@ def test_cli_backup_restore_and_audit_verify(registry, db_env, tmp_path: Path) -
 @pytest.mark.parametrize("settings", ["sqlite"], indirect=True)
 def test_a_sqlite_backup_restores_into_postgresql(registry, tmp_path: Path, pg_url) -> None:
     result = enrol(registry, [409, 410])
+    card_holder = result.members[0].person_id
+    assert card_holder is not None
     with transaction(registry.sessions) as session:
-        qr = issue_card(session, person_id=result.members[0].person_id, officer="t",
+        qr = issue_card(session, person_id=card_holder, officer="t",
                         key=registry.issuer_key, sealer=registry.sealer,
                         settings=registry.settings).qr
     archive = tmp_path / "x.sanad"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from uuid import UUID
 
 import numpy as np
 import pytest
@@ -24,11 +25,12 @@ from sanad.registry.erasure import (
 )
 from sanad.registry.gallery import Gallery
 from sanad.registry.models import BiometricRecord, Card
+from sanad.registry.runtime import Registry
 from sanad.registry.sealing import DataKeyDestroyed, TemplateSealer
 from tests.ops.helpers import enrol
 
 
-def _face_ids(registry, person_id):
+def _face_ids(registry: Registry, person_id: UUID) -> list[int]:
     with registry.sessions() as session:
         return list(session.scalars(
             select(BiometricRecord.id).where(BiometricRecord.person_id == person_id)
@@ -38,6 +40,7 @@ def _face_ids(registry, person_id):
 def test_erasure_shreds_keys_and_drops_the_gallery_entry(registry) -> None:
     result = enrol(registry, [201, 202])
     victim, other = result.members[0].person_id, result.members[1].person_id
+    assert victim is not None and other is not None
     (rec_id,) = _face_ids(registry, victim)
     with registry.sessions() as session:
         blob = session.get(BiometricRecord, rec_id).template
@@ -88,6 +91,7 @@ def test_erasure_shreds_keys_and_drops_the_gallery_entry(registry) -> None:
 def test_a_process_that_missed_the_erasure_drops_the_id(registry) -> None:
     result = enrol(registry, [203])
     pid = result.members[0].person_id
+    assert pid is not None
     stale = Gallery.open(kind=registry.settings.index_backend, sealer=registry.sealer, path=None)
     with registry.sessions() as session:
         stale.catch_up(session)
@@ -103,8 +107,10 @@ def test_a_process_that_missed_the_erasure_drops_the_id(registry) -> None:
 
 def test_erasure_needs_a_reason_and_a_person(registry) -> None:
     result = enrol(registry, [204])
+    pid = result.members[0].person_id
+    assert pid is not None
     with pytest.raises(InvalidInput), transaction(registry.sessions) as session:
-        erase_person(session, person_id=result.members[0].person_id, reason="  ", actor="x")
+        erase_person(session, person_id=pid, reason="  ", actor="x")
     import uuid
 
     with pytest.raises(NotFound), transaction(registry.sessions) as session:

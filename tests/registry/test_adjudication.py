@@ -73,7 +73,9 @@ def test_overriding_a_match_needs_a_second_adjudicator(registry: Registry) -> No
     decided = _decide(registry, case.id, Verdict.DIFFERENT_PERSON, "adj-1")
     assert decided.status == "awaiting_second"
     with registry.sessions() as s:
-        assert s.get(Person, result.members[0].person_id).status == "pending_adjudication"
+        pending = s.get(Person, result.members[0].person_id)
+        assert pending is not None
+        assert pending.status == "pending_adjudication"
     with pytest.raises(SecondAdjudicatorRequired):
         _decide(registry, case.id, Verdict.DIFFERENT_PERSON, "adj-1")
     final = _decide(registry, case.id, Verdict.DIFFERENT_PERSON, "adj-2")
@@ -84,9 +86,13 @@ def test_overriding_a_match_needs_a_second_adjudicator(registry: Registry) -> No
     new_id, old_id = result.members[0].person_id, first.members[0].person_id
     assert new_id and old_id
     with transaction(registry.sessions) as s:
-        assert s.get(Person, new_id).status == "active"
+        activated = s.get(Person, new_id)
+        assert activated is not None
+        assert activated.status == "active"
         assert judged_different(s, new_id, old_id)
-        s.get(Person, old_id).version += 1  # a record changes: the verdict no longer holds
+        old = s.get(Person, old_id)
+        assert old is not None
+        old.version += 1  # a record changes: the verdict no longer holds
     with registry.sessions() as s:
         assert not judged_different(s, new_id, old_id)
         actions = s.scalars(select(AuditEvent.action)).all()
@@ -140,8 +146,10 @@ def test_same_person_links_and_moves_the_captures(registry: Registry) -> None:
         _decide(registry, case.id, Verdict.SAME_PERSON, "adj-1", link_to=uuid.uuid4())
     _decide(registry, case.id, Verdict.SAME_PERSON, "adj-1")  # below match: one is enough
     old_id, new_id = first.members[0].person_id, result.members[0].person_id
+    assert old_id is not None
     with registry.sessions() as s:
         linked = s.get(Person, new_id)
+        assert linked is not None
         assert linked.status == "linked" and linked.duplicate_of == old_id
         query = select(BiometricRecord).where(BiometricRecord.person_id == old_id)
         records = s.scalars(query).all()
@@ -174,6 +182,7 @@ def test_refused_biometrics_go_to_mandatory_adjudication_with_biographic_candida
         exc = s.scalars(select(BiometricException)).all()
         person = s.get(Person, outcome.person_id)
     assert [(e.modality, e.reason) for e in exc] == [("all", "refused")]
+    assert person is not None
     assert person.biometrics_refused_reason == "religious objection to photographs"
 
 
@@ -224,7 +233,9 @@ def test_a_judged_pair_does_not_come_back_unless_a_record_changes(registry: Regi
 
     assert recheck() is None
     with transaction(registry.sessions) as s:
-        s.get(Person, old_id).version += 1
+        old = s.get(Person, old_id)
+        assert old is not None
+        old.version += 1
     reopened = recheck()
     assert reopened is not None and reopened.kind == "recheck"
     assert reopened.candidates[0]["person_id"] == str(old_id)
@@ -279,7 +290,9 @@ def test_a_field_station_never_issues_cards(registry: Registry) -> None:
     from sanad.registry.cards import issue_card
 
     result = _enrol(registry, factories.household([19], np.random.default_rng(9)))
+    person_id = result.members[0].person_id
+    assert person_id is not None
     station = registry.settings.model_copy(update={"station_mode": True})
     with transaction(registry.sessions) as s, pytest.raises(CardNotIssuable, match="station"):
-        issue_card(s, person_id=result.members[0].person_id, officer="o", key=registry.issuer_key,
+        issue_card(s, person_id=person_id, officer="o", key=registry.issuer_key,
                    sealer=registry.sealer, settings=station)

@@ -15,9 +15,8 @@ import pytest
 from sqlalchemy import select
 
 from sanad.abis.templates import encode_template
-from sanad.errors import Conflict, InvalidInput
+from sanad.errors import CardNotIssuable, Conflict, InvalidInput
 from sanad.registry.adjudication import Verdict, decide_case
-from sanad.registry.cards import CardNotIssuable
 from sanad.registry.db import transaction
 from sanad.registry.enrolment import EnrolmentContext
 from sanad.registry.gallery import FACE

@@ -19,7 +19,7 @@ from tests import factories
 from tests.cards.helpers import issue
 
 OLD_HEADS = ("0002_credentials", "0004_access", "0006_crypto", "0010_kit")
-HEAD = "0013_card_face_record"
+HEAD = "0014_held_captures"
 
 
 def test_the_migration_graph_has_one_head() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import numpy as np
 import pytest
@@ -113,7 +114,7 @@ def test_repeated_failures_lock_the_account(client, initialised, registry) -> No
     assert failures == MAX_FAILED_LOGINS
 
 
-def _parameterised_operations(app) -> list[tuple[str, str, list[dict]]]:
+def _parameterised_operations(app) -> list[tuple[str, str, list[dict[str, Any]]]]:
     ops = []
     for path, item in app.openapi()["paths"].items():
         for method, op in item.items():

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from sanad.registry.db import transaction, utcnow
+from sanad.registry.enrolment import enrol_household
 from sanad.registry.models import Household
 from sanad.registry.runtime import Registry
 from sanad.registry.sync_models import ReceivedPacket, SyncReceipt
@@ -55,7 +56,7 @@ def test_crash_after_commit_then_retry_returns_the_original_result(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     envelope = _envelope(kit, [5100, 5101], seed=51)
-    real = centre.enrol_household
+    real = enrol_household  # the function `centre` calls, patched there below
 
     def enrol_then_die(*args: Any, **kwargs: Any) -> Any:
         real(*args, **kwargs)  # the household commits…

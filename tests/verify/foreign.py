@@ -67,7 +67,8 @@ class ForeignIssuer:
         signature = self._sign(cbor2.dumps(["Signature1", protected, b"", payload]))
         body: Any = [protected, unprotected, payload, signature]
         cose = cbor2.dumps(cbor2.CBORTag(18, body) if tag else body)
-        return prefix + base45.b45encode(zlib.compress(cose)).decode("ascii")
+        encoded: bytes = base45.b45encode(zlib.compress(cose))
+        return prefix + encoded.decode("ascii")
 
 
 def health_claims(**overrides: Any) -> dict[Any, Any]:

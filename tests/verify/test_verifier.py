@@ -1,6 +1,7 @@
 import ast
 import json
 import zlib
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -13,7 +14,12 @@ import pytest
 from sanad.credentials.card import issue_qr
 from sanad.credentials.keys import IssuerKey, TrustList
 from sanad.credentials.qr import sign_claims
-from sanad.credentials.status import StatusListError, encode_status_list, parse_status_list
+from sanad.credentials.status import (
+    StatusList,
+    StatusListError,
+    encode_status_list,
+    parse_status_list,
+)
 from sanad.verify import REASONS, VerificationResult, verify
 from sanad.verify.face import FaceProbe, FaceUnavailable, probe_from_image
 from tests.credentials.cards import VECTOR, VERIFY_AT, random_claims, vector_claims, vector_key
@@ -290,8 +296,9 @@ def test_claims_without_optional_fields():
 # -- status list and 1:1 face check ------------------------------------------------------------
 
 
-def _status(revoked=(), *, allocated=200_000, issued_at=VERIFY_AT, issuer="SANAD-TEST",
-            key=None, version=3):
+def _status(revoked: Iterable[int] = (), *, allocated: int = 200_000,
+            issued_at: datetime = VERIFY_AT, issuer: str = "SANAD-TEST",
+            key: IssuerKey | None = None, version: int = 3) -> StatusList:
     data = encode_status_list(revoked=revoked, allocated=allocated, version=version,
                               issuer=issuer, issued_at=issued_at, key=key or vector_key())
     return parse_status_list(data, trust=TRUST)
@@ -369,10 +376,10 @@ def test_face_check_matches_mismatches_and_unavailable():
 
 def test_probe_from_image_uses_the_encoder_protocol():
     class FixedEncoder:
-        def __init__(self, vector):
+        def __init__(self, vector: np.ndarray) -> None:
             self.vector = vector
 
-        def extract(self, image: bytes):
+        def extract(self, image: bytes) -> np.ndarray:
             assert image == b"jpeg bytes"
             return self.vector
 

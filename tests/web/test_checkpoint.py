@@ -34,7 +34,8 @@ def _card(client: TestClient, headers: dict[str, str], identity: int) -> dict[st
 def _back_png(client: TestClient, headers: dict[str, str], card_id: str) -> bytes:
     resp = client.get(f"/cards/{card_id}/preview.png?side=back&dpi=300", headers=headers)
     assert resp.status_code == 200
-    return resp.content
+    png: bytes = resp.content
+    return png
 
 
 def _verifier(registry: Registry) -> None:

@@ -9,11 +9,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, FilePayload, expect
 from sqlalchemy import select
 
 from sanad.biometrics.finger import encode_record
-from sanad.registry.models import BiometricRecord, Card, Person, Role
+from sanad.registry.models import (
+    AdjudicationCase,
+    BiometricRecord,
+    Card,
+    HeldCapture,
+    Person,
+    Role,
+)
 from sanad.registry.runtime import Registry
 from tests import factories
 from tests.cards.helpers import issue
@@ -47,9 +54,9 @@ def test_an_officer_captures_a_person_again(
     page.get_by_label("Why").select_option("previously_missing")
     page.locator("#recap-photo").set_input_files(str(FACES / "obama2.jpg"))
     record = factories.FINGERS.capture_record(801, (2,), np.random.default_rng(81))
-    page.locator("#recap-fingers").set_input_files([{
-        "name": "right-index.fmr", "mimeType": "application/octet-stream",
-        "buffer": encode_record(record)}])
+    scan: FilePayload = {"name": "right-index.fmr", "mimeType": "application/octet-stream",
+                         "buffer": encode_record(record)}
+    page.locator("#recap-fingers").set_input_files([scan])
     page.get_by_label("Note").fill("bandage removed")
     shot(page, "person-recapture-form", backend)
     page.get_by_role("button", name="Verify and store").click()
@@ -121,4 +128,48 @@ def test_an_officer_takes_an_imported_person_s_first_biometrics(
     # Captured once, the form is the ordinary re-capture, which verifies.
     expect(page.locator("#recapture summary")).to_have_text("Capture biometrics again")
     shot(page, "person-first-capture-done", backend)
+    ctx.close()
+
+
+@pytest.mark.browser
+def test_a_capture_that_does_not_match_is_held_and_an_adjudicator_discards_it(
+    browser: Browser, live_url: str, registry: Registry, request: pytest.FixtureRequest,
+) -> None:
+    backend = request.node.callspec.params["settings"]
+    role_users(registry)
+    photo = base64.b64encode((FACES / "obama.jpg").read_bytes()).decode()
+    result = factories.enrol(registry, factories.alone(factories.member(
+        802, np.random.default_rng(9), face={"photo": photo})))
+    pid = result.members[0].person_id
+    assert pid is not None
+    stored = count_rows(registry, BiometricRecord)
+
+    ctx, page = sign_in(browser, live_url, Role.REGISTRATION_OFFICER)
+    page.goto(f"{live_url}/people/{pid}")
+    page.locator("#recapture summary").click()
+    page.get_by_label("Why").select_option("appearance_changed")
+    page.locator("#recap-photo").set_input_files(str(FACES / "biden.jpg"))
+    page.locator("#recap-adjudicate").check()
+    page.get_by_role("button", name="Verify and store").click()
+    expect(page.locator("#recapture-notice")).to_contain_text("held for an adjudicator",
+                                                              timeout=SLOW)
+    assert count_rows(registry, BiometricRecord) == stored
+    ctx.close()
+
+    with registry.sessions() as s:
+        case_id = s.scalar(select(AdjudicationCase.id).where(
+            AdjudicationCase.person_id == pid, AdjudicationCase.kind == "recapture"))
+    ctx, page = sign_in(browser, live_url, Role.ADJUDICATOR)
+    page.goto(f"{live_url}/cases/{case_id}")
+    expect(page.locator("#case-kind")).to_have_text("recapture")
+    expect(page.locator("#held img.portrait")).to_be_visible()
+    expect(page.locator("#held-why")).to_contain_text("does not match")
+    shot(page, "case-held-capture", backend)
+    page.locator('input[value="different_person"]').check()
+    page.get_by_label("Reason").fill("another man's photo")
+    page.locator("#decision button[type=submit]").click()
+    expect(page.locator("#decided")).to_contain_text("different person")
+    expect(page.locator("#held")).to_have_count(0)
+    assert count_rows(registry, BiometricRecord) == stored
+    assert count_rows(registry, HeldCapture) == 0
     ctx.close()

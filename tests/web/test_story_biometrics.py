@@ -57,9 +57,9 @@ def test_fingers_exceptions_and_a_face_exception_case(
     expect(page.locator("#m0_fingers")).not_to_be_visible()  # folded until needed
     bio.locator("summary").click()
     # The page says at once what a file holds, or why it is refused.
-    page.locator("#m0_fingers").set_input_files([{
-        "name": "photo.jpg", "mimeType": "image/jpeg",
-        "buffer": (FACES / "obama.jpg").read_bytes()}])
+    not_a_scan: FilePayload = {"name": "photo.jpg", "mimeType": "image/jpeg",
+                               "buffer": (FACES / "obama.jpg").read_bytes()}
+    page.locator("#m0_fingers").set_input_files([not_a_scan])
     expect(page.locator("#m0_fingers-feedback .error")).to_contain_text(
         "not an ISO/IEC 19794-2 finger minutiae record")
     page.locator("#m0_fingers").set_input_files([_scan(701, (1, 2, 6))])

@@ -77,7 +77,9 @@ def decide(
     case_id: uuid.UUID, body: Decision, registry: RegistryDep, user: Adjudicator
 ) -> CaseDetailPublic:
     """Decide: `same_person` links the record to the candidate; `different_person` activates
-    it (overriding a score above the match threshold needs a second adjudicator)."""
+    it (overriding a score above the match threshold needs a second adjudicator). On a
+    `recapture` case (a capture held because it did not verify) `same_person` accepts the
+    capture onto the person — two adjudicators — and `different_person` discards it."""
     with transaction(registry.sessions) as session:
         adjudication.decide_case(
             session, case_id=case_id, verdict=adjudication.Verdict(body.verdict),

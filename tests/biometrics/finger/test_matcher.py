@@ -45,7 +45,8 @@ def test_identical_and_rigidly_moved_prints_score_one() -> None:
 def test_genuine_captures_outscore_impostors() -> None:
     rng = np.random.default_rng(0)
     gallery = [prepare(GEN.capture(i, 2, rng)) for i in range(30)]
-    genuine, impostor = [], []
+    genuine: list[float] = []
+    impostor: list[float] = []
     for i in range(10):
         scores = match_many(prepare(GEN.capture(i, 2, rng)), gallery)
         assert np.all((scores >= 0) & (scores <= 1))

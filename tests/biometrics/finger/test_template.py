@@ -41,7 +41,7 @@ def test_angle_units() -> None:
 
 def test_finger_codes() -> None:
     assert [int(p) for p in TEN_FINGERS] == list(range(1, 11))
-    assert FingerPosition.LEFT_INDEX == 7
+    assert int(FingerPosition.LEFT_INDEX) == 7
     with pytest.raises(FingerTemplateError):
         FingerView(position=11, minutiae=())  # type: ignore[arg-type]
 
