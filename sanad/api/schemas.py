@@ -241,6 +241,22 @@ class CandidateViewPublic(BaseModel):
         "`finger` (the fingerprint pre-filter) or `both`.")
 
 
+class HeldCapturePublic(BaseModel):
+    """What a `recapture` case holds (metadata; the photo is
+    `GET /adjudication/cases/{id}/held-photo`)."""
+
+    officer: str = Field(description="Who captured it.")
+    held_at: datetime
+    reason: str = Field(description="The officer's reason for the capture.")
+    note: str
+    offered: list[str] = Field(description="Modalities captured: face, finger:N.")
+    why: str = Field(description="Why it did not verify.")
+    face_score: float | None = Field(description="Its face against the enrolled face(s).")
+    finger_llr: float | None = Field(description="Its fingers against the enrolled ones.")
+    fingers_compared: int
+    photo: bool = Field(description="A photo was captured (see held-photo).")
+
+
 class CaseDetailPublic(BaseModel):
     id: uuid.UUID
     person_id: uuid.UUID
@@ -253,6 +269,8 @@ class CaseDetailPublic(BaseModel):
     reason: str | None
     decided_by: str | None
     candidates: list[CandidateViewPublic]
+    held: HeldCapturePublic | None = Field(
+        default=None, description="For an undecided `recapture` case: the capture it holds.")
 
 
 class Decision(BaseModel):

@@ -176,8 +176,9 @@ def _verified(
                    if check.face is None and check.fused.fingers_compared == 0 else
                    "the new capture does not match the person's enrolled biometrics")
         if data.request_adjudication:
+            photo = data.face is not None and data.face.photo is not None
             return _hold(session, gallery, settings, person, data, ctx, probe, quality, views,
-                         check, details | {"why": refusal})
+                         check, details | {"why": refusal, "photo": photo})
         audit.record(session, actor=ctx.officer, action="biometrics.recapture_refused",
                      subject_type="person", subject_id=str(person.id),
                      details={**details, "why": refusal})
@@ -304,6 +305,17 @@ def _hold(
         stored=[], exceptions_cleared=[], case_id=case.id, version=person.version,
         status=person.status,
     )
+
+
+def held_photo(session: Session, sealer: TemplateSealer, case_id: uuid.UUID, *, actor: str
+               ) -> bytes:
+    """The photo of the capture a `recapture` case holds (audited read); ``NotFound`` when
+    there is none (no photo was sent, or the case is decided)."""
+    found = held_capture(session, sealer, case_id, actor=actor)
+    photo = None if found is None or found[1].face is None else found[1].face.photo_bytes()
+    if photo is None:
+        raise NotFound(f"case {case_id} holds no photo")
+    return photo
 
 
 def held_capture(session: Session, sealer: TemplateSealer, case_id: uuid.UUID, *, actor: str

@@ -142,7 +142,13 @@ def test_a_capture_that_does_not_verify_can_be_held_for_two_adjudicators(
     assert body["held"] is True and body["stored"] == [] and body["case_id"]
     assert count_rows(registry, BiometricRecord) == records
     case = body["case_id"]
-    assert client.get(f"/adjudication/cases/{case}", headers=first).json()["kind"] == "recapture"
+    detail = client.get(f"/adjudication/cases/{case}", headers=first).json()
+    assert detail["kind"] == "recapture" and detail["candidates"] == []
+    held = detail["held"]
+    assert held["why"].startswith("the new capture does not match") and held["photo"] is False
+    assert held["offered"] == ["face"] and held["reason"] == "appearance_changed"
+    assert abs(held["face_score"] - 0.42) < 1e-3
+    assert client.get(f"/adjudication/cases/{case}/held-photo", headers=first).status_code == 404
     decision = {"verdict": "same_person", "reason": "same child, older; documents checked"}
     once = client.post(f"/adjudication/cases/{case}/decision", headers=first, json=decision)
     assert once.status_code == 200 and once.json()["status"] == "awaiting_second"
@@ -152,3 +158,31 @@ def test_a_capture_that_does_not_verify_can_be_held_for_two_adjudicators(
     assert done.status_code == 200 and done.json()["status"] == "resolved"
     assert count_rows(registry, BiometricRecord) == records + 1  # the held face, stored
     assert client.get(f"/persons/{pid}", headers=admin_headers).headers["ETag"] == f'"{pid}.2"'
+    assert client.get(f"/adjudication/cases/{case}", headers=first).json()["held"] is None
+
+
+def test_an_adjudicator_fetches_the_held_photo(
+    client: TestClient, admin_headers: dict[str, str], registry: Registry
+) -> None:
+    faces = Path(__file__).resolve().parents[1] / "data" / "faces"
+    enrolled = base64.b64encode((faces / "obama.jpg").read_bytes()).decode()
+    pid = factories.enrol_over_api(client, admin_headers, factories.member(
+        708, np.random.default_rng(27), face={"photo": enrolled}))
+    other = (faces / "biden.jpg").read_bytes()
+    adjudicator = factories.role_headers(client, admin_headers, "adjudicator")
+
+    resp = client.post(f"/persons/{pid}/biometrics", headers=admin_headers, json={
+        "reason": "renewal", "face": {"photo": base64.b64encode(other).decode()},
+        "request_adjudication": True})
+
+    assert resp.status_code == 201 and resp.json()["held"] is True, resp.text
+    case = resp.json()["case_id"]
+    assert client.get(f"/adjudication/cases/{case}", headers=adjudicator).json()["held"][
+        "photo"] is True
+    photo = client.get(f"/adjudication/cases/{case}/held-photo", headers=adjudicator)
+    assert photo.status_code == 200 and photo.content == other
+    assert photo.headers["content-type"] == "image/jpeg"
+    assert photo.headers["cache-control"] == "private, no-store"
+    officer = factories.role_headers(client, admin_headers, "registration_officer")
+    assert client.get(f"/adjudication/cases/{case}/held-photo",
+                      headers=officer).status_code == 403

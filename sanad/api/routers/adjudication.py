@@ -7,6 +7,9 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from sanad.api.deps import Principal, RegistryDep, require
 from sanad.api.problems import problem_responses
@@ -15,18 +18,36 @@ from sanad.api.schemas import (
     CaseDetailPublic,
     CaseSummaryPublic,
     Decision,
+    HeldCapturePublic,
 )
-from sanad.registry import adjudication
+from sanad.registry import adjudication, recapture
 from sanad.registry.db import transaction
-from sanad.registry.models import Role
+from sanad.registry.models import HeldCapture, Role
+from sanad.registry.photos import media_type
 
 router = APIRouter(prefix="/adjudication", tags=["adjudication"])
 Adjudicator = Annotated[Principal, Depends(require(Role.ADJUDICATOR))]
 
 
-def _detail(detail: adjudication.CaseDetail) -> CaseDetailPublic:
+def _held(session: Session, case_id: uuid.UUID) -> HeldCapturePublic | None:
+    """The held capture's metadata (plain scores; the capture itself stays sealed)."""
+    row = session.scalar(select(HeldCapture).where(HeldCapture.case_id == case_id))
+    if row is None:
+        return None
+    v = row.verification
+    return HeldCapturePublic(
+        officer=row.officer, held_at=row.created_at, reason=str(v.get("reason", "")),
+        note=str(v.get("note", "")), offered=list(v.get("offered", [])),
+        why=str(v.get("why", "")), face_score=v.get("face_score"),
+        finger_llr=v.get("finger_llr"), fingers_compared=int(v.get("fingers_compared") or 0),
+        photo=bool(v.get("photo")),
+    )
+
+
+def _detail(detail: adjudication.CaseDetail, session: Session) -> CaseDetailPublic:
     case = detail.case
     return CaseDetailPublic(
+        held=_held(session, case.id) if case.kind == adjudication.HELD_CAPTURE_KIND else None,
         id=case.id, person_id=case.person_id, status=case.status, kind=case.kind,
         needs_second=case.needs_second, first_decision=case.first_decision,
         first_decided_by=case.first_decided_by, decision=case.decision, reason=case.reason,
@@ -68,7 +89,22 @@ def cases(
 def case(case_id: uuid.UUID, registry: RegistryDep, user: Adjudicator) -> CaseDetailPublic:
     """One case: the flagged person, every candidate, scores and differing fields."""
     with transaction(registry.sessions) as session:
-        return _detail(adjudication.get_case(session, case_id, actor=user.username))
+        return _detail(adjudication.get_case(session, case_id, actor=user.username), session)
+
+
+@router.get(
+    "/cases/{case_id}/held-photo", response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}, "image/png": {}},
+                     "description": "The photo of the capture a `recapture` case holds"},
+               **problem_responses(401, 403, 404)},
+)
+def held_photo(case_id: uuid.UUID, registry: RegistryDep, user: Adjudicator) -> Response:
+    """The photo of a held re-capture, to compare with `GET /persons/{id}/photo` before
+    deciding (audited read; never cached)."""
+    with transaction(registry.sessions) as session:
+        data = recapture.held_photo(session, registry.sealer, case_id, actor=user.username)
+    return Response(data, media_type=media_type(data),
+                    headers={"Cache-Control": "private, no-store"})
 
 
 @router.post("/cases/{case_id}/decision", response_model=CaseDetailPublic,
@@ -86,4 +122,4 @@ def decide(
             reason=body.reason, actor=user.username, sealer=registry.sealer,
             match_threshold=registry.settings.dedup_match_threshold, link_to=body.link_to,
         )
-        return _detail(adjudication.get_case(session, case_id, actor=user.username))
+        return _detail(adjudication.get_case(session, case_id, actor=user.username), session)
