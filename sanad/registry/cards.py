@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from sanad import audit
@@ -147,6 +147,31 @@ def outdated_cards(session: Session, person_ids: Collection[uuid.UUID]) -> dict[
     active = session.scalars(select(Card).where(Card.person_id.in_(list(newest)),
                                                 Card.status == "active"))
     return {c.person_id: c for c in active if c.face_record_id != newest[c.person_id]}
+
+
+def cards_to_reissue(session: Session, *, limit: int = 100, offset: int = 0
+                     ) -> list[tuple[Card, Person]]:
+    """Every active card that carries an older face than its holder's newest capture (or no
+    face while one is now on record), oldest issue first: the card officers' re-issue queue
+    (reason ``update``). One indexed probe per active card (`biometric_records.person_id`)."""
+    newer = (select(BiometricRecord.id)
+             .where(BiometricRecord.person_id == Card.person_id,
+                    BiometricRecord.modality == FACE,
+                    or_(Card.face_record_id.is_(None), BiometricRecord.id > Card.face_record_id))
+             .exists())
+    rows = session.execute(
+        select(Card, Person).join(Person, Person.id == Card.person_id)
+        .where(Card.status == ACTIVE, newer)
+        .order_by(Card.issued_at, Card.id).limit(limit).offset(offset))
+    return [(card, person) for card, person in rows]
+
+
+def audit_reissue_queue(session: Session, *, actor: str, cards: list[Card]) -> None:
+    """The re-issue queue names people: its read is audited (which cards were listed)."""
+    audit.record(session, actor=actor, action="cards.reissue_due_read", subject_type="card",
+                 subject_id="reissue-due",
+                 details={"cards": [str(c.id) for c in cards],
+                          "persons": [str(c.person_id) for c in cards]})
 
 
 def _unique_card_number(session: Session) -> str:

@@ -28,7 +28,15 @@ def _desk(
 ) -> Response:
     found: list[object] = []
     outdated: dict[uuid.UUID, object] = {}
+    due: list[tuple[object, object]] = []
     preview: str | None = None
+    if not q:
+        with transaction(registry.sessions) as session:
+            queue = cards.cards_to_reissue(session, limit=50)
+            if queue:
+                cards.audit_reissue_queue(session, actor=user.username,
+                                          cards=[c for c, _ in queue])
+            due = list(queue)
     if q:
         with transaction(registry.sessions) as session:
             persons, _ = person_records.search_persons(
@@ -46,7 +54,7 @@ def _desk(
                 preview = f"data:image/png;base64,{base64.b64encode(png).decode()}"
     return render(request, "card_desk.html",
                   {"q": q, "found": found, "error": error, "issued": issued, "preview": preview,
-                   "outdated": outdated,
+                   "outdated": outdated, "due": due,
                    "reasons": [r for r in cards.REVOCATION_REASONS if r != "superseded"]},
                   user=user, status_code=status_code)
 

@@ -149,6 +149,9 @@ EN: dict[str, str] = {
     "cards.issued": "Card issued",
     "cards.none": "No cards.",
     "cards.outdated_short": "earlier face: re-issue",
+    "cards.due": "Cards to re-issue",
+    "cards.due_hint": "These cards carry an earlier face than the holder's newest capture: "
+                      "re-issue each so checkpoints compare the current face.",
     "cards.outdated": "The active card carries an earlier face than the newest capture: "
                       "re-issue it (reason: update) so checkpoints compare the new face.",
     "users.title": "Users",
@@ -369,6 +372,9 @@ UR: dict[str, str] = {
     "cards.issued": "کارڈ جاری ہو گیا",
     "cards.none": "کوئی کارڈ نہیں۔",
     "cards.outdated_short": "پرانا چہرہ: دوبارہ جاری کریں",
+    "cards.due": "دوبارہ جاری کیے جانے والے کارڈ",
+    "cards.due_hint": "ان کارڈوں میں حامل کے تازہ ترین ریکارڈ سے پرانا چہرہ ہے: ہر ایک کو دوبارہ "
+                      "جاری کریں تاکہ چیک پوسٹ پر موجودہ چہرے سے موازنہ ہو۔",
     "cards.outdated": "فعال کارڈ میں تازہ ترین ریکارڈ سے پرانا چہرہ ہے: اسے دوبارہ جاری کریں "
                       "(وجہ: اپ ڈیٹ) تاکہ چیک پوسٹ پر نئے چہرے سے موازنہ ہو۔",
     "users.title": "صارفین",

@@ -186,3 +186,30 @@ def test_an_adjudicator_fetches_the_held_photo(
     officer = factories.role_headers(client, admin_headers, "registration_officer")
     assert client.get(f"/adjudication/cases/{case}/held-photo",
                       headers=officer).status_code == 403
+
+
+def test_card_officers_list_the_cards_a_new_face_made_out_of_date(
+    client: TestClient, admin_headers: dict[str, str], registry: Registry
+) -> None:
+    rng = np.random.default_rng(28)
+    ten = tuple(range(1, 11))
+    pid = factories.enrol_over_api(client, admin_headers, factories.member(
+        709, rng, fingers=factories.fingers(709, rng, ten)))
+    card_officer = factories.role_headers(client, admin_headers, "card_officer")
+    issued = client.post(f"/persons/{pid}/cards", headers=card_officer)
+    assert issued.status_code == 201, issued.text
+    number = issued.json()["card_number"]
+    assert client.get("/cards/reissue-due", headers=card_officer).json() == []
+
+    resp = client.post(f"/persons/{pid}/biometrics", headers=admin_headers, json={
+        "reason": "renewal", "face": factories.face(709, rng),
+        "fingers": factories.fingers(709, rng, ten)})
+    assert resp.status_code == 201 and resp.json()["card_to_reissue"] == number
+
+    (due,) = client.get("/cards/reissue-due", headers=card_officer).json()
+    assert due["card_number"] == number and due["person_id"] == pid
+    officer = factories.role_headers(client, admin_headers, "registration_officer")
+    assert client.get("/cards/reissue-due", headers=officer).status_code == 403
+    again = client.post(f"/persons/{pid}/cards/reissue", headers=card_officer)
+    assert again.status_code == 201
+    assert client.get("/cards/reissue-due", headers=card_officer).json() == []

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sanad.abis.templates import encode_template
 from sanad.errors import CardNotIssuable, Conflict, InvalidInput
 from sanad.registry.adjudication import Verdict, decide_case
+from sanad.registry.cards import cards_to_reissue
 from sanad.registry.db import transaction
 from sanad.registry.enrolment import EnrolmentContext
 from sanad.registry.gallery import FACE
@@ -224,6 +225,8 @@ def test_a_person_who_refused_biometrics_at_enrolment_can_give_them_later(
 
     assert captured.first_capture and captured.case_id is None
     assert captured.card_to_reissue == card.card_number  # now a face exists to carry
+    with registry.sessions() as s:
+        assert [c.id for c, _ in cards_to_reissue(s)] == [card.id]
     assert captured.status == PersonStatus.ACTIVE
     assert captured.exceptions_cleared == ["all"]  # the refusal no longer stands
     with registry.sessions() as s:

@@ -15,7 +15,12 @@ from sqlalchemy import func, select
 from sanad.abis.templates import decode_template, encode_template, quantise_int8
 from sanad.biometrics.synthetic import FACE_DIM
 from sanad.errors import Conflict, NotFound
-from sanad.registry.cards import _face_capture, outdated_cards, reissue_card
+from sanad.registry.cards import (
+    _face_capture,
+    cards_to_reissue,
+    outdated_cards,
+    reissue_card,
+)
 from sanad.registry.db import transaction
 from sanad.registry.enrolment import EnrolmentContext
 from sanad.registry.gallery import FACE
@@ -227,6 +232,8 @@ def test_a_new_face_makes_the_card_in_hand_out_of_date_until_it_is_reissued(
 
     fingers_only = _recapture(registry, pid, fingers=factories.fingers(610, rng, ten))
     assert fingers_only.card_to_reissue is None  # the card carries no fingers
+    with registry.sessions() as s:
+        assert cards_to_reissue(s) == []
 
     result = _recapture(registry, pid, face=factories.face(610, rng),
                         fingers=factories.fingers(610, rng))
@@ -234,6 +241,7 @@ def test_a_new_face_makes_the_card_in_hand_out_of_date_until_it_is_reissued(
     assert result.card_to_reissue == card.card_number
     with transaction(registry.sessions) as s:
         assert outdated_cards(s, [pid])[pid].id == card.id
+        assert [(c.id, p.id) for c, p in cards_to_reissue(s)] == [(card.id, pid)]
         again = reissue_card(s, person_id=pid, officer="card-1", key=registry.issuer_key,
                              sealer=registry.sealer, settings=registry.settings)
         newest = s.scalar(select(func.max(BiometricRecord.id)).where(
@@ -241,3 +249,4 @@ def test_a_new_face_makes_the_card_in_hand_out_of_date_until_it_is_reissued(
         assert again.card.issue_reason == "update" and again.card.face_record_id == newest
     with registry.sessions() as s:
         assert outdated_cards(s, [pid]) == {}
+        assert cards_to_reissue(s) == []  # the new card carries the newest face

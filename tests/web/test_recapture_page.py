@@ -85,11 +85,16 @@ def test_an_officer_captures_a_person_again(
     # The card desk flags the card and re-issues it as an update; then nothing is out of date.
     with registry.sessions() as s:
         number = s.scalar(select(Person.registration_number).where(Person.id == pid))
-    page.goto(f"{live_url}/card-desk?q={number}")
+    page.goto(f"{live_url}/card-desk")
+    expect(page.locator("#reissue-due")).to_contain_text(card.card_number)
+    page.locator("#reissue-due").get_by_role("link", name=card.card_number).click()
+    expect(page).to_have_url(f"{live_url}/card-desk?q={number}")
     expect(page.locator('tr[data-outdated="true"]')).to_contain_text("earlier face")
     page.get_by_role("button", name="Re-issue").click()
     expect(page.locator("#issued")).to_be_visible(timeout=SLOW)
     expect(page.locator('tr[data-outdated="true"]')).to_have_count(0)
+    page.goto(f"{live_url}/card-desk")
+    expect(page.locator("#reissue-due")).to_have_count(0)
     page.goto(person)
     expect(page.locator("#card-outdated")).to_have_count(0)
     with registry.sessions() as s:

@@ -199,6 +199,35 @@ def card_png(
     return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
 
+class ReissueDueOut(BaseModel):
+    card_id: uuid.UUID
+    card_number: str
+    person_id: uuid.UUID
+    registration_number: str
+    name: str
+    issued_at: datetime
+    expires_at: datetime
+
+
+@router.get("/cards/reissue-due", response_model=list[ReissueDueOut],
+            responses=problem_responses(401, 403, 422))
+def reissue_due(
+    registry: RegistryDep, user: CardOfficer,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[ReissueDueOut]:
+    """Active cards that carry an older face than their holder's newest capture (after a
+    re-capture or a first capture), oldest first: re-issue each
+    (`POST /persons/{id}/cards/reissue`, reason `update`). Audited as a list read."""
+    with transaction(registry.sessions) as session:
+        due = svc.cards_to_reissue(session, limit=limit, offset=offset)
+        svc.audit_reissue_queue(session, actor=user.username, cards=[c for c, _ in due])
+        return [ReissueDueOut(card_id=c.id, card_number=c.card_number, person_id=p.id,
+                              registration_number=p.registration_number,
+                              name=f"{p.given_name} {p.family_name}", issued_at=c.issued_at,
+                              expires_at=c.expires_at) for c, p in due]
+
+
 @router.get("/print-jobs", response_model=list[PrintJobOut],
             responses=problem_responses(401, 403, 422))
 def print_jobs(
