@@ -244,7 +244,8 @@ def _first_capture(
     if person.status == PersonStatus.PENDING_BIOMETRICS:
         waiting = case is not None or session.scalar(
             select(AdjudicationCase.id).where(AdjudicationCase.person_id == person.id,
-                                              AdjudicationCase.status != "resolved").limit(1)
+                                              AdjudicationCase.status != CaseStatus.RESOLVED)
+            .limit(1)
         ) is not None
         person.status = (PersonStatus.PENDING_ADJUDICATION if waiting
                          else PersonStatus.ACTIVE)
@@ -351,6 +352,10 @@ def decide_held(
             first_decision(session, case, person, verdict=verdict, reason=reason, actor=actor,
                            best_score=held.verification.get("face_score"))
             return
+        # New biometric records: serialised with enrolment, so gallery ids commit in order
+        # (the index's watermark never skips one), and the record version moves on safely.
+        enrolment_lock(session)
+        session.refresh(person, with_for_update=True)
         data = BiometricsUpdate.model_validate_json(
             sealer.open(held.payload, aad=_held_aad(person.id), session=session))
         probe, quality = face_probe(data.face, "face")
