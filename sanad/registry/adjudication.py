@@ -191,8 +191,14 @@ def get_case(session: Session, case_id: uuid.UUID, *, actor: str) -> CaseDetail:
     return CaseDetail(case=case, person=person, candidates=views)
 
 
-def _link(session: Session, person: Person, target: Person, sealer: TemplateSealer) -> None:
-    """Same person: the new record points at the identity; its captures move onto it."""
+def _link(session: Session, person: Person, target: Person, sealer: TemplateSealer,
+          actor: str) -> None:
+    """Same person: the new record points at the identity; its captures move onto it, and
+    any card it already had (a recheck or first-capture case on an active record) is revoked
+    (`duplicate`): one person, one identity, one card."""
+    from sanad.registry.cards import revoke_person_cards
+
+    revoke_person_cards(session, person_id=person.id, reason="duplicate", officer=actor)
     person.status = PersonStatus.LINKED
     person.duplicate_of = target.id
     person.version += 1
@@ -286,7 +292,7 @@ def decide_case(
             raise NotFound(f"no person {target_id}")
         if target.status == PersonStatus.LINKED and target.duplicate_of:
             target = session.get(Person, target.duplicate_of) or target
-        _link(session, person, target, sealer)
+        _link(session, person, target, sealer, actor)
     else:
         _activate(session, case, person)
     resolve(session, case, person, verdict=verdict, reason=reason, actor=actor, target=target)

@@ -94,7 +94,10 @@ REVOKED = "revoked"
 RETURNED = "returned"
 """Person status after a voluntary return (deregistered; the record is kept)."""
 
-REVOCATION_REASONS = ("lost", "surrendered", "deceased", "fraud", "superseded")
+REVOCATION_REASONS = ("lost", "surrendered", "deceased", "fraud", "superseded", "duplicate")
+# Set by the system, never chosen at the desk: a renewal/re-issue (`superseded`), an adjudicator
+# linking the record to an existing identity (`duplicate`).
+SYSTEM_REVOCATION_REASONS = ("superseded", "duplicate")
 ISSUE_REASONS = ("new", "renewal", "replacement", "update")
 CARD_AUTHORITY = "Refugee Registration Authority"
 

@@ -166,7 +166,7 @@ class Card(Base):
         BigInteger().with_variant(Integer, "sqlite"), nullable=True)
     replaces_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("cards.id"), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    # lost | surrendered | deceased | fraud | superseded
+    # lost | surrendered | deceased | fraud | superseded | duplicate (linked to another identity)
     revocation_reason: Mapped[str | None] = mapped_column(String(16), nullable=True)
     revoked_by: Mapped[str | None] = mapped_column(String(80), nullable=True)
 

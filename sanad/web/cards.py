@@ -55,7 +55,8 @@ def _desk(
     return render(request, "card_desk.html",
                   {"q": q, "found": found, "error": error, "issued": issued, "preview": preview,
                    "outdated": outdated, "due": due,
-                   "reasons": [r for r in cards.REVOCATION_REASONS if r != "superseded"]},
+                   "reasons": [r for r in cards.REVOCATION_REASONS
+                               if r not in cards.SYSTEM_REVOCATION_REASONS]},
                   user=user, status_code=status_code)
 
 

@@ -26,6 +26,7 @@ from sanad.registry.models import (
     AuditEvent,
     BiometricException,
     BiometricRecord,
+    Card,
     Person,
     PersonStatus,
 )
@@ -264,3 +265,35 @@ def test_a_linked_or_returned_record_gets_no_first_capture(
         with pytest.raises(Conflict, match=status.value):
             _capture(registry, pid, face=factories.face(809, rng))
     assert count_rows(registry, BiometricRecord) == 0
+
+
+def test_a_carded_person_whose_first_capture_shows_an_earlier_identity_loses_the_card(
+    registry: Registry,
+) -> None:
+    """Refused biometrics, got a card; later gives them, and they are someone already
+    enrolled: the adjudicator links the record and its card is revoked (`duplicate`)."""
+    rng = np.random.default_rng(38)
+    earlier = factories.enrol(registry, factories.alone(factories.member(
+        810, rng, given_name="Adnan"))).members[0].person_id
+    result = factories.enrol(registry, factories.alone(factories.member(
+        811, rng, face=None, biometrics_refused_reason="afraid of cameras")))
+    pid = result.members[0].person_id
+    assert pid is not None and earlier is not None
+    with registry.sessions() as s:
+        (refusal,) = s.scalars(select(AdjudicationCase).where(
+            AdjudicationCase.person_id == pid)).all()
+    _decide(registry, refusal.id, Verdict.DIFFERENT_PERSON)
+    card = issue(registry, pid).card
+
+    captured = _capture(registry, pid, face=factories.face(810, rng))
+
+    assert captured.status == PersonStatus.ACTIVE  # a carded person stays active meanwhile
+    case = _case(registry, captured.case_id)
+    assert case.kind == "first_capture"
+    assert [c["person_id"] for c in case.candidates] == [str(earlier)]
+    _decide(registry, case.id, Verdict.SAME_PERSON, link_to=earlier)
+    assert _person(registry, pid).status == PersonStatus.LINKED
+    with registry.sessions() as s:
+        revoked = s.get(Card, card.id)
+        assert revoked is not None
+        assert (revoked.status, revoked.revocation_reason) == ("revoked", "duplicate")
