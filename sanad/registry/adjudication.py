@@ -27,7 +27,7 @@ from sanad import audit
 from sanad.errors import InvalidInput, NotFound, SanadError
 from sanad.notify.outbox import emit
 from sanad.registry.db import utcnow
-from sanad.registry.gallery import template_aad
+from sanad.registry.gallery import FACE, template_aad
 from sanad.registry.models import (
     AdjudicatedPair,
     AdjudicationCase,
@@ -196,7 +196,7 @@ def _link(session: Session, person: Person, target: Person, sealer: TemplateSeal
     """Same person: the new record points at the identity; its captures move onto it, and
     any card it already had (a recheck or first-capture case on an active record) is revoked
     (`duplicate`): one person, one identity, one card."""
-    from sanad.registry.cards import revoke_person_cards
+    from sanad.registry.cards import refresh_face_outdated, revoke_person_cards
 
     revoke_person_cards(session, person_id=person.id, reason="duplicate", officer=actor)
     person.status = PersonStatus.LINKED
@@ -204,10 +204,14 @@ def _link(session: Session, person: Person, target: Person, sealer: TemplateSeal
     person.version += 1
     person.updated_at = utcnow()
     records = select(BiometricRecord).where(BiometricRecord.person_id == person.id)
+    moved_face = False
     for rec in session.scalars(records):
         raw = sealer.open(rec.template, aad=template_aad(person.id, rec.modality))
         rec.template = sealer.seal(raw, aad=template_aad(target.id, rec.modality))
         rec.person_id = target.id
+        moved_face = moved_face or rec.modality == FACE
+    if moved_face:  # the identity's newest face may now be the linked record's capture
+        refresh_face_outdated(session, target.id)
     target.version += 1
     target.updated_at = utcnow()
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from sanad import audit
@@ -139,32 +139,34 @@ def outdated_cards(session: Session, person_ids: Collection[uuid.UUID]) -> dict[
     checkpoints compare against the current face (docs/recapture.md)."""
     if not person_ids:
         return {}
-    newest: dict[uuid.UUID, int] = {
-        pid: rid for pid, rid in session.execute(
-            select(BiometricRecord.person_id, func.max(BiometricRecord.id))
-            .where(BiometricRecord.person_id.in_(list(person_ids)),
-                   BiometricRecord.modality == FACE)
-            .group_by(BiometricRecord.person_id))}
-    if not newest:
-        return {}
-    active = session.scalars(select(Card).where(Card.person_id.in_(list(newest)),
-                                                Card.status == "active"))
-    return {c.person_id: c for c in active if c.face_record_id != newest[c.person_id]}
+    return {c.person_id: c for c in session.scalars(select(Card).where(
+        Card.person_id.in_(list(person_ids)), Card.status == ACTIVE, Card.face_outdated))}
+
+
+def refresh_face_outdated(session: Session, person_id: uuid.UUID) -> None:
+    """Flag the person's active card(s) whose face is not their newest face capture. Called in
+    the transaction that changes the newest face (a re-capture, a first capture, a held capture
+    accepted, captures moved onto the person by a link), so the flag always agrees with
+    `face_record_id`."""
+    session.flush()
+    newest = session.scalar(select(func.max(BiometricRecord.id)).where(
+        BiometricRecord.person_id == person_id, BiometricRecord.modality == FACE))
+    if newest is None:
+        return
+    session.execute(update(Card).where(
+        Card.person_id == person_id, Card.status == ACTIVE,
+        or_(Card.face_record_id.is_(None), Card.face_record_id != newest),
+    ).values(face_outdated=True))
 
 
 def cards_to_reissue(session: Session, *, limit: int = 100, offset: int = 0
                      ) -> list[tuple[Card, Person]]:
-    """Every active card that carries an older face than its holder's newest capture (or no
-    face while one is now on record), oldest issue first: the card officers' re-issue queue
-    (reason ``update``). One indexed probe per active card (`biometric_records.person_id`)."""
-    newer = (select(BiometricRecord.id)
-             .where(BiometricRecord.person_id == Card.person_id,
-                    BiometricRecord.modality == FACE,
-                    or_(Card.face_record_id.is_(None), BiometricRecord.id > Card.face_record_id))
-             .exists())
+    """Every active card flagged as carrying an older face than its holder's newest capture,
+    oldest issue first: the card officers' re-issue queue (reason ``update``). A read of the
+    flagged cards only (partial index `ix_cards_face_outdated`)."""
     rows = session.execute(
         select(Card, Person).join(Person, Person.id == Card.person_id)
-        .where(Card.status == ACTIVE, newer)
+        .where(Card.status == ACTIVE, Card.face_outdated)
         .order_by(Card.issued_at, Card.id).limit(limit).offset(offset))
     return [(card, person) for card, person in rows]
 

@@ -14,11 +14,13 @@ from sqlalchemy import (
     Date,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -143,6 +145,10 @@ class BiometricRecord(Base):
 
 class Card(Base):
     __tablename__ = "cards"
+    # The re-issue queue reads only flagged cards (few), never all 1.45 M.
+    __table_args__ = (Index("ix_cards_face_outdated", "face_outdated",
+                            postgresql_where=text("face_outdated"),
+                            sqlite_where=text("face_outdated")),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id"), index=True)
@@ -164,6 +170,9 @@ class Card(Base):
     # template on the card. No foreign key: erasure deletes biometric records freely.
     face_record_id: Mapped[int | None] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), nullable=True)
+    # Set when the holder's newest face capture changed after this card was issued (a
+    # re-capture, a first capture, captures moved onto them by a link): re-issue it.
+    face_outdated: Mapped[bool] = mapped_column(Boolean, default=False)
     replaces_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("cards.id"), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     # lost | surrendered | deceased | fraud | superseded | duplicate (linked to another identity)

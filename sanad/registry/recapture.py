@@ -54,7 +54,7 @@ from sanad.registry.adjudication import (
     resolve,
 )
 from sanad.registry.captures import REFUSED
-from sanad.registry.cards import outdated_cards
+from sanad.registry.cards import outdated_cards, refresh_face_outdated
 from sanad.registry.db import transaction, utcnow
 from sanad.registry.enrolment import (
     EnrolmentContext,
@@ -381,7 +381,6 @@ def _card_to_reissue(session: Session, person: Person, stored: list[str]) -> str
     """The active card that a newly stored face has made out of date, if any."""
     if FACE not in stored:
         return None
-    session.flush()
     card = outdated_cards(session, [person.id]).get(person.id)
     return None if card is None else card.card_number
 
@@ -398,6 +397,8 @@ def _store(
     with_photo = probe is not None and data.face is not None and data.face.photo is not None
     stored = ([FACE] if probe is not None else []) + ([PHOTO] if with_photo else []) + [
         finger_modality(p) for p in sorted(fingers)]
+    if probe is not None:  # a newer face than any card of theirs carries: flag the card
+        refresh_face_outdated(session, person.id)
     replaced = {m for m in stored if m != PHOTO} | ({REFUSED} if first else set())
     cleared = sorted(session.scalars(
         select(BiometricException.modality).where(BiometricException.person_id == person.id,

@@ -291,9 +291,12 @@ def test_a_carded_person_whose_first_capture_shows_an_earlier_identity_loses_the
     case = _case(registry, captured.case_id)
     assert case.kind == "first_capture"
     assert [c["person_id"] for c in case.candidates] == [str(earlier)]
+    theirs = issue(registry, earlier).card  # the earlier identity's own card
     _decide(registry, case.id, Verdict.SAME_PERSON, link_to=earlier)
     assert _person(registry, pid).status == PersonStatus.LINKED
     with registry.sessions() as s:
         revoked = s.get(Card, card.id)
         assert revoked is not None
         assert (revoked.status, revoked.revocation_reason) == ("revoked", "duplicate")
+        # The newer face moved onto the earlier identity: its card now carries an older one.
+        assert [c.id for c, _ in cards_to_reissue(s)] == [theirs.id]

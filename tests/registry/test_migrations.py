@@ -13,8 +13,11 @@ from sqlalchemy import select, update
 
 from sanad.registry import migrate
 from sanad.registry.db import make_engine, transaction
+from sanad.registry.enrolment import EnrolmentContext
 from sanad.registry.models import Card, Person
+from sanad.registry.recapture import recapture_person
 from sanad.registry.runtime import Registry
+from sanad.registry.schemas import BiometricsUpdate
 from tests import factories
 from tests.cards.helpers import issue
 
@@ -68,16 +71,25 @@ def test_0012_recomputes_blocking_keys_so_omar_finds_umar(registry: Registry) ->
 
 def test_0013_backfills_the_face_each_card_carries(registry: Registry) -> None:
     rng = np.random.default_rng(13)
-    pid = factories.enrol(registry, factories.alone(factories.member(1301, rng))
+    face = factories.face(1301, rng)
+    pid = factories.enrol(registry, factories.alone(factories.member(1301, rng, face=face))
                           ).members[0].person_id
-    assert pid is not None
-    card = issue(registry, pid).card
+    other = factories.enrol(registry, factories.alone(factories.member(
+        1302, rng, given_name="Ziad"))).members[0].person_id
+    assert pid is not None and other is not None
+    card, current = issue(registry, pid).card, issue(registry, other).card
     assert card.face_record_id is not None
+    recapture_person(registry.sessions, registry.gallery, registry.settings, person_id=pid,
+                     data=BiometricsUpdate.model_validate({"reason": "renewal", "face": face}),
+                     ctx=EnrolmentContext(officer="o"))  # a newer face than the card's
     cfg = migrate._config()
     with registry.engine.begin() as conn:  # a registry whose cards predate the column
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "0012_name_key_vowel_classes")
     migrate.upgrade(registry.engine)
     with registry.sessions() as s:
-        assert s.scalar(select(Card.face_record_id).where(Card.id == card.id)) == (
-            card.face_record_id)
+        assert s.execute(select(Card.face_record_id, Card.face_outdated)
+                         .where(Card.id == card.id)).one() == (card.face_record_id, True)
+        assert s.execute(select(Card.face_record_id, Card.face_outdated)
+                         .where(Card.id == current.id)).one() == (current.face_record_id,
+                                                                  False)
