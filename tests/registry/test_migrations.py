@@ -3,6 +3,7 @@ data migrations do what they say."""
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -11,18 +12,20 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import select, update
 
-from sanad.registry import migrate
+from sanad.registry import importer, migrate
 from sanad.registry.db import make_engine, transaction
 from sanad.registry.enrolment import EnrolmentContext
 from sanad.registry.models import Card, Person
 from sanad.registry.recapture import recapture_person
 from sanad.registry.runtime import Registry
 from sanad.registry.schemas import BiometricsUpdate
+from sanad.registry.sync_models import ImportedRecord
 from tests import factories
 from tests.cards.helpers import issue
+from tests.factories import LEGACY_HEADER, import_legacy, legacy_row
 
 OLD_HEADS = ("0002_credentials", "0004_access", "0006_crypto", "0010_kit")
-HEAD = "0014_held_captures"
+HEAD = "0015_import_dedup_keys"
 
 
 def test_the_migration_graph_has_one_head() -> None:
@@ -93,3 +96,41 @@ def test_0013_backfills_the_face_each_card_carries(registry: Registry) -> None:
         assert s.execute(select(Card.face_record_id, Card.face_outdated)
                          .where(Card.id == current.id)).one() == (current.face_record_id,
                                                                   False)
+
+
+def test_0015_recomputes_import_keys_of_unchanged_records(
+    registry: Registry, tmp_path: Path
+) -> None:
+    (tmp_path / "a").mkdir()
+    ids = import_legacy(registry, tmp_path / "a", [legacy_row("M1", "Omar", "Othman"),
+                                                   legacy_row("M2", "Idris", "Amin")])
+    stale = {ids["Omar"]: "0" * 64, ids["Idris"]: "1" * 64}  # as keyed before 0012
+    with transaction(registry.sessions) as s:
+        current = {pid: key for pid, key in s.execute(
+            select(ImportedRecord.person_id, ImportedRecord.dedup_key))}
+        for pid, key in stale.items():
+            s.execute(update(ImportedRecord).where(ImportedRecord.person_id == pid)
+                      .values(dedup_key=key))
+        # Idris's record was corrected since: its fields are no longer the row's.
+        s.execute(update(Person).where(Person.id == ids["Idris"]).values(version=2))
+    cfg = migrate._config()
+    with registry.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0014_held_captures")
+    migrate.upgrade(registry.engine)
+    with registry.sessions() as s:
+        keys = {pid: key for pid, key in s.execute(
+            select(ImportedRecord.person_id, ImportedRecord.dedup_key))}
+    assert keys == {ids["Omar"]: current[ids["Omar"]], ids["Idris"]: stale[ids["Idris"]]}
+    # The same legacy row imported again is now the same record, not a new person.
+    (tmp_path / "b").mkdir()
+    data = tmp_path / "b" / "again.csv"
+    with data.open("w", newline="") as fh:
+        csv.writer(fh).writerows([LEGACY_HEADER, legacy_row("M1", "Omar", "Othman")])
+    mapping = tmp_path / "a" / "mapping.json"
+    with transaction(registry.sessions) as s:
+        job = importer.submit_job(s, path=data, mapping=importer.load_mapping(mapping),
+                                  actor="test")
+    assert importer.claim_job(registry.sessions, lease_seconds=60) == job.id
+    summary = importer.run_job(registry.sessions, job.id, lease_seconds=60, batch_rows=10)
+    assert summary["imported"] == 0 and summary["duplicates"] == 1, summary
