@@ -291,6 +291,8 @@ class DashboardPublic(BaseModel):
     persons: int
     households: int
     open_cases: int
+    cards_to_reissue: int = Field(description="Active cards carrying an earlier face than the "
+                                  "holder's newest capture (`GET /cards/reissue-due`).")
     by_province: list[Count]
     by_district: list[Count]
     by_sex: list[Count]

@@ -13,7 +13,14 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from sanad.registry.models import AdjudicationCase, AuditEvent, Enrolment, Household, Person
+from sanad.registry.models import (
+    AdjudicationCase,
+    AuditEvent,
+    Card,
+    Enrolment,
+    Household,
+    Person,
+)
 
 AGE_BANDS: tuple[tuple[str, int, int], ...] = (
     ("0-4", 0, 4), ("5-11", 5, 11), ("12-17", 12, 17), ("18-59", 18, 59), ("60+", 60, 200),
@@ -32,6 +39,8 @@ class Dashboard:
     enrolments_per_day: list[tuple[date, int]]
     dedup_outcomes: list[tuple[str, int]]
     open_cases: int
+    # Active cards carrying an earlier face than the holder's newest capture (re-issue due).
+    cards_to_reissue: int = 0
 
 
 def _age(dob: date, today: date) -> int:
@@ -77,6 +86,8 @@ def dashboard(session: Session, *, days: int = 30, today: date | None = None) ->
         AuditEvent.action == "enrolment.refused_duplicate")) or 0
     open_cases = session.scalar(select(count).select_from(AdjudicationCase).where(
         AdjudicationCase.status != "resolved")) or 0
+    reissue = session.scalar(select(count).select_from(Card).where(
+        Card.status == "active", Card.face_outdated)) or 0
     return Dashboard(
         persons=session.scalar(select(count).select_from(Person)) or 0,
         households=session.scalar(select(count).select_from(Household)) or 0,
@@ -86,5 +97,5 @@ def dashboard(session: Session, *, days: int = 30, today: date | None = None) ->
         dedup_outcomes=[("no_match", outcomes.get("no_match", 0)),
                         ("adjudicate", outcomes.get("adjudicate", 0)),
                         ("duplicate", int(refused))],
-        open_cases=int(open_cases),
+        open_cases=int(open_cases), cards_to_reissue=int(reissue),
     )

@@ -208,8 +208,10 @@ def test_card_officers_list_the_cards_a_new_face_made_out_of_date(
 
     (due,) = client.get("/cards/reissue-due", headers=card_officer).json()
     assert due["card_number"] == number and due["person_id"] == pid
+    assert client.get("/dashboard", headers=admin_headers).json()["cards_to_reissue"] == 1
     officer = factories.role_headers(client, admin_headers, "registration_officer")
     assert client.get("/cards/reissue-due", headers=officer).status_code == 403
     again = client.post(f"/persons/{pid}/cards/reissue", headers=card_officer)
     assert again.status_code == 201
     assert client.get("/cards/reissue-due", headers=card_officer).json() == []
+    assert client.get("/dashboard", headers=admin_headers).json()["cards_to_reissue"] == 0

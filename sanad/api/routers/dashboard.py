@@ -31,6 +31,7 @@ def dashboard(
 
     return DashboardPublic(
         persons=d.persons, households=d.households, open_cases=d.open_cases,
+        cards_to_reissue=d.cards_to_reissue,
         by_province=counts(d.by_province), by_district=counts(d.by_district),
         by_sex=counts(d.by_sex), by_age=counts(d.by_age), by_status=counts(d.by_status),
         enrolments_per_day=[Count(key=day.isoformat(), count=n)
