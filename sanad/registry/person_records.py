@@ -8,7 +8,7 @@ Every read of a person's record is audited, in the caller's transaction.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -146,6 +146,8 @@ class PersonRecord:
     captures: CaptureSummary | None  # None unless asked for (`with_captures`)
     # The active card carrying an older face than the newest capture (re-issue it), if any.
     outdated_card: uuid.UUID | None = None
+    # Undecided adjudication cases on the person (e.g. a re-capture held for adjudicators).
+    open_cases: list[AdjudicationCase] = field(default_factory=list)
 
 
 def person_record(
@@ -189,6 +191,10 @@ def person_record(
         captures=summaries_for(session, [person])[person.id] if with_captures else None,
         outdated_card=(c.id if (c := outdated_cards(session, [person.id]).get(person.id))
                        else None),
+        open_cases=list(session.scalars(
+            select(AdjudicationCase).where(AdjudicationCase.person_id == person.id,
+                                           AdjudicationCase.status != "resolved")
+            .order_by(AdjudicationCase.created_at))),
     )
 
 

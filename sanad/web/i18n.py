@@ -149,6 +149,7 @@ EN: dict[str, str] = {
     "cards.expires": "Expires",
     "cards.issued": "Card issued",
     "cards.none": "No cards.",
+    "person.open_cases": "Waiting for an adjudicator",
     "cards.outdated_short": "earlier face: re-issue",
     "cards.due": "Cards to re-issue",
     "cards.due_hint": "These cards carry an earlier face than the holder's newest capture: "
@@ -373,6 +374,7 @@ UR: dict[str, str] = {
     "cards.expires": "میعاد ختم",
     "cards.issued": "کارڈ جاری ہو گیا",
     "cards.none": "کوئی کارڈ نہیں۔",
+    "person.open_cases": "فیصلہ کنندہ کے منتظر",
     "cards.outdated_short": "پرانا چہرہ: دوبارہ جاری کریں",
     "cards.due": "دوبارہ جاری کیے جانے والے کارڈ",
     "cards.due_hint": "ان کارڈوں میں حامل کے تازہ ترین ریکارڈ سے پرانا چہرہ ہے: ہر ایک کو دوبارہ "

@@ -158,6 +158,7 @@ def test_a_capture_that_does_not_match_is_held_and_an_adjudicator_discards_it(
     page.get_by_role("button", name="Verify and store").click()
     expect(page.locator("#recapture-notice")).to_contain_text("held for an adjudicator",
                                                               timeout=SLOW)
+    expect(page.locator('#open-cases li[data-kind="recapture"]')).to_contain_text("open")
     assert count_rows(registry, BiometricRecord) == stored
     ctx.close()
 
@@ -175,6 +176,8 @@ def test_a_capture_that_does_not_match_is_held_and_an_adjudicator_discards_it(
     page.locator("#decision button[type=submit]").click()
     expect(page.locator("#decided")).to_contain_text("different person")
     expect(page.locator("#held")).to_have_count(0)
+    page.goto(f"{live_url}/people/{pid}")
+    expect(page.locator("#open-cases")).to_have_count(0)
     assert count_rows(registry, BiometricRecord) == stored
     assert count_rows(registry, HeldCapture) == 0
     ctx.close()
