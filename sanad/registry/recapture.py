@@ -123,6 +123,11 @@ def recapture_person(
     """Verify a fresh capture against the person's enrolled biometrics; store it when it
     verifies, then search the person again. ``Conflict`` (nothing stored) when it does not.
     A person with no biometrics yet gets a supervised first capture instead (module doc)."""
+    if settings.station_mode:
+        # Sync carries new households and name/phone corrections only: a capture stored on a
+        # field kit would never reach the centre's record or gallery.
+        raise Conflict("field stations do not capture enrolled people again (sync would not "
+                       "carry it to the centre): capture at the centre")
     probe, quality = face_probe(data.face, "face")
     stored_fingers, views = parse_fingers(data.fingers)
     with gallery.lock:

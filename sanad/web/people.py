@@ -69,7 +69,8 @@ def _record_page(
                                                      actor=user.username,
                                                      sealer=registry.sealer))
     return render(request, "person.html", {"r": record, "error": error, "photos": photos,
-                                           "notice": notice, "reasons": RECAPTURE_REASONS},
+                                           "notice": notice, "reasons": RECAPTURE_REASONS,
+                                           "station_mode": registry.settings.station_mode},
                   user=user, status_code=status_code)
 
 

@@ -250,3 +250,17 @@ def test_a_new_face_makes_the_card_in_hand_out_of_date_until_it_is_reissued(
     with registry.sessions() as s:
         assert outdated_cards(s, [pid]) == {}
         assert cards_to_reissue(s) == []  # the new card carries the newest face
+
+
+def test_a_field_station_does_not_capture_enrolled_people_again(registry: Registry) -> None:
+    """Sync would never carry the capture to the centre: refused, nothing stored."""
+    rng = np.random.default_rng(18)
+    pid = _enrol(registry, factories.member(611, rng))
+    before = count_rows(registry, BiometricRecord)
+    station = registry.settings.model_copy(update={"station_mode": True})
+    with pytest.raises(Conflict, match="field stations"):
+        recapture_person(registry.sessions, registry.gallery, station, person_id=pid,
+                         data=BiometricsUpdate.model_validate(
+                             {"reason": "renewal", "face": factories.face(611, rng)}),
+                         ctx=CTX)
+    assert count_rows(registry, BiometricRecord) == before

@@ -58,3 +58,20 @@ def test_bad_uploads_and_fields_change_nothing(officer: TestClient, registry: Re
                                                      "application/octet-stream"))])
     assert status == 409 and "nothing enrolled to verify" in page
     assert count_rows(registry, BiometricRecord) == before
+
+
+def test_a_field_station_shows_no_capture_form_and_refuses_a_post(
+    officer: TestClient, registry: Registry
+) -> None:
+    rng = np.random.default_rng(33)
+    pid = str(factories.enrol(registry, factories.alone(factories.member(
+        903, rng))).members[0].person_id)
+    assert 'id="recapture-form"' in officer.get(f"/people/{pid}").text
+    registry.settings.station_mode = True  # as a field kit runs (SANAD_STATION_MODE=1)
+    try:
+        assert 'id="recapture-form"' not in officer.get(f"/people/{pid}").text
+        status, page = _post(officer, pid, [("fingers", ("scan.fmr", encode_record(
+            factories.FINGERS.capture_record(903, (2,), rng)), "application/octet-stream"))])
+        assert status == 409 and "field stations" in page
+    finally:
+        registry.settings.station_mode = False
