@@ -39,7 +39,7 @@ def decide(
     reason: Annotated[str, typer.Option(help="Why (kept in the audit trail).")],
     link_to: Annotated[str | None, typer.Option(help="Candidate person id (same_person).")] = None,
 ) -> None:
-    """Record a verdict on a case (two-person rule applies to overridden matches)."""
+    """Record a verdict on a case (two-person rule: overridden matches, held captures)."""
     from sanad.errors import InvalidInput
     from sanad.registry.adjudication import Verdict, decide_case
     from sanad.registry.db import transaction

@@ -269,7 +269,8 @@ def decide_case(
     assert person is not None
     if case.status == CaseStatus.AWAITING_SECOND and case.first_decided_by == actor:
         raise SecondAdjudicatorRequired(
-            "the second decision on an overridden match must come from another adjudicator"
+            "the second decision on this case (an overridden match, or a held capture to "
+            "accept) must come from another adjudicator"
         )
     if case.kind == HELD_CAPTURE_KIND:
         from sanad.registry.recapture import decide_held

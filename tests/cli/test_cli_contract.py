@@ -87,3 +87,46 @@ def test_errors_are_one_line_without_traceback(db_env: dict[str, str], tmp_path:
     env.pop("SANAD_DATABASE_URL")
     res = run(env, "person", "list")
     assert res.returncode == 1 and "not_initialised" in res.stderr
+
+
+def test_a_held_capture_is_decided_from_the_cli(db_env: dict[str, str],
+                                                registry: Registry) -> None:
+    """`sanad adjudication decide` on `recapture` cases: the same CLI user cannot make both
+    decisions of an acceptance (two-person rule, a one-line error); a rejection resolves the
+    case at once."""
+    import numpy as np
+
+    from sanad.registry.enrolment import EnrolmentContext
+    from sanad.registry.recapture import recapture_person
+    from sanad.registry.schemas import BiometricsUpdate
+    from tests import factories
+
+    rng = np.random.default_rng(77)
+    pid = factories.enrol(registry, factories.alone(factories.member(
+        1777, rng))).members[0].person_id
+    assert pid is not None
+
+    def hold() -> str:
+        held = recapture_person(
+            registry.sessions, registry.gallery, registry.settings, person_id=pid,
+            data=BiometricsUpdate.model_validate({
+                "reason": "appearance_changed", "face": factories.face(1778, rng),
+                "request_adjudication": True}),
+            ctx=EnrolmentContext(officer="o-1"))
+        assert held.held and held.case_id is not None
+        return str(held.case_id)
+
+    case, other = hold(), hold()
+
+    first = run(db_env, "adjudication", "decide", case, "--verdict", "same_person",
+                "--reason", "same child")
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["status"] == "awaiting_second"
+    again = run(db_env, "adjudication", "decide", case, "--verdict", "same_person",
+                "--reason", "same child")
+    assert again.returncode != 0 and "another adjudicator" in again.stderr
+    assert "Traceback" not in again.stderr and len(again.stderr.strip().splitlines()) == 1
+    rejected = run(db_env, "adjudication", "decide", other, "--verdict", "different_person",
+                   "--reason", "another child")
+    assert rejected.returncode == 0, rejected.stderr
+    assert json.loads(rejected.stdout)["decision"] == "different_person"
