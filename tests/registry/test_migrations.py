@@ -28,6 +28,16 @@ OLD_HEADS = ("0002_credentials", "0004_access", "0006_crypto", "0010_kit")
 HEAD = "0015_import_dedup_keys"
 
 
+def _redo_after(registry: Registry, revision: str) -> None:
+    """Downgrade the registry's database to ``revision``, then upgrade it to the head again
+    (the later revisions' data migrations run on what the test left there)."""
+    cfg = migrate._config()
+    with registry.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, revision)
+    migrate.upgrade(registry.engine)
+
+
 def test_the_migration_graph_has_one_head() -> None:
     script = ScriptDirectory.from_config(migrate._config())
     assert script.get_heads() == [HEAD]
@@ -57,11 +67,7 @@ def test_0012_recomputes_blocking_keys_so_omar_finds_umar(registry: Registry) ->
         1201, rng, given_name="Omar", family_name="Othman"))).members[0].person_id
     with transaction(registry.sessions) as s:  # as a registry keyed before 0012 stored it
         s.execute(update(Person).where(Person.id == omar).values(name_key="omr|otmn"))
-    cfg = migrate._config()
-    with registry.engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0011_merge_heads")
-    migrate.upgrade(registry.engine)
+    _redo_after(registry, "0011_merge_heads")
     with registry.sessions() as s:
         assert s.scalar(select(Person.name_key).where(Person.id == omar)) == "umr|utmn"
 
@@ -85,11 +91,7 @@ def test_0013_backfills_the_face_each_card_carries(registry: Registry) -> None:
     recapture_person(registry.sessions, registry.gallery, registry.settings, person_id=pid,
                      data=BiometricsUpdate.model_validate({"reason": "renewal", "face": face}),
                      ctx=EnrolmentContext(officer="o"))  # a newer face than the card's
-    cfg = migrate._config()
-    with registry.engine.begin() as conn:  # a registry whose cards predate the column
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0012_name_key_vowel_classes")
-    migrate.upgrade(registry.engine)
+    _redo_after(registry, "0012_name_key_vowel_classes")  # cards from before the columns
     with registry.sessions() as s:
         assert s.execute(select(Card.face_record_id, Card.face_outdated)
                          .where(Card.id == card.id)).one() == (card.face_record_id, True)
@@ -113,11 +115,7 @@ def test_0015_recomputes_import_keys_of_unchanged_records(
                       .values(dedup_key=key))
         # Idris's record was corrected since: its fields are no longer the row's.
         s.execute(update(Person).where(Person.id == ids["Idris"]).values(version=2))
-    cfg = migrate._config()
-    with registry.engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0014_held_captures")
-    migrate.upgrade(registry.engine)
+    _redo_after(registry, "0014_held_captures")
     with registry.sessions() as s:
         keys = {pid: key for pid, key in s.execute(
             select(ImportedRecord.person_id, ImportedRecord.dedup_key))}
