@@ -20,7 +20,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from sanad import audit
@@ -32,6 +32,7 @@ from sanad.registry.models import (
     AdjudicatedPair,
     AdjudicationCase,
     BiometricRecord,
+    HeldCapture,
     Person,
     PersonStatus,
 )
@@ -191,14 +192,15 @@ def get_case(session: Session, case_id: uuid.UUID, *, actor: str) -> CaseDetail:
     return CaseDetail(case=case, person=person, candidates=views)
 
 
-def _link(session: Session, person: Person, target: Person, sealer: TemplateSealer,
-          actor: str) -> None:
+def _link(session: Session, case: AdjudicationCase, person: Person, target: Person,
+          sealer: TemplateSealer, actor: str) -> None:
     """Same person: the new record points at the identity; its captures move onto it, and
     any card it already had (a recheck or first-capture case on an active record) is revoked
-    (`duplicate`): one person, one identity, one card."""
+    (`duplicate`): one person, one identity, one card. Its other undecided cases are closed."""
     from sanad.registry.cards import refresh_face_outdated, revoke_person_cards
 
     revoke_person_cards(session, person_id=person.id, reason="duplicate", officer=actor)
+    _close_others(session, case, person, target, actor)
     person.status = PersonStatus.LINKED
     person.duplicate_of = target.id
     person.version += 1
@@ -214,6 +216,28 @@ def _link(session: Session, person: Person, target: Person, sealer: TemplateSeal
         refresh_face_outdated(session, target.id)
     target.version += 1
     target.updated_at = utcnow()
+
+
+def _close_others(session: Session, case: AdjudicationCase, person: Person, target: Person,
+                  actor: str) -> None:
+    """The record's other undecided cases have nothing left to decide once it is linked:
+    closed (decision ``closed``, audited); a capture one of them held is discarded."""
+    others = session.scalars(select(AdjudicationCase).where(
+        AdjudicationCase.person_id == person.id, AdjudicationCase.id != case.id,
+        AdjudicationCase.status != CaseStatus.RESOLVED))
+    for other in others:
+        other.status = CaseStatus.RESOLVED
+        other.decision = "closed"
+        other.reason = (f"the record was linked to {target.registration_number} "
+                        f"by case {case.id}")
+        other.decided_by, other.decided_at = actor, utcnow()
+        held = session.scalars(delete(HeldCapture).where(HeldCapture.case_id == other.id)
+                               .returning(HeldCapture.id)).all()
+        audit.record(session, actor=actor, action="adjudication.closed",
+                     subject_type="adjudication_case", subject_id=str(other.id),
+                     details={"person_id": str(person.id), "linked_to": str(target.id),
+                              "by_case": str(case.id),
+                              "held_capture_discarded": bool(held)})
 
 
 def _activate(session: Session, case: AdjudicationCase, person: Person) -> None:
@@ -297,7 +321,7 @@ def decide_case(
             raise NotFound(f"no person {target_id}")
         if target.status == PersonStatus.LINKED and target.duplicate_of:
             target = session.get(Person, target.duplicate_of) or target
-        _link(session, person, target, sealer, actor)
+        _link(session, case, person, target, sealer, actor)
     else:
         _activate(session, case, person)
     resolve(session, case, person, verdict=verdict, reason=reason, actor=actor, target=target)

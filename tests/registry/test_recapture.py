@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sanad.abis.templates import decode_template, encode_template, quantise_int8
 from sanad.biometrics.synthetic import FACE_DIM
 from sanad.errors import Conflict, NotFound
+from sanad.registry.adjudication import Verdict, decide_case
 from sanad.registry.cards import (
     _face_capture,
     cards_to_reissue,
@@ -29,6 +30,7 @@ from sanad.registry.models import (
     AuditEvent,
     BiometricException,
     BiometricRecord,
+    HeldCapture,
     Person,
     PersonStatus,
 )
@@ -208,9 +210,27 @@ def test_a_new_capture_resembling_someone_else_opens_a_recheck_case(registry: Re
     u -= np.linalg.lstsq(np.stack([a, b]).T, u, rcond=None)[0] @ np.stack([a, b])
     v = x[0] * a + x[1] * b + np.sqrt(1 - x @ target) * u / np.linalg.norm(u)
 
+    # Earlier, a capture that did not verify was held for adjudicators (a `recapture` case).
+    held = _recapture(registry, pid, face=_template(a - b), request_adjudication=True)
+    assert held.held and held.case_id is not None
+
     result = _recapture(registry, pid, face=_template(v))
 
     assert result.verified_by == "face" and result.case_id is not None
+    # "Same person" on the recheck links the record; its other undecided case is closed and
+    # the capture that case held is discarded.
+    with transaction(registry.sessions) as s:
+        decide_case(s, case_id=result.case_id, verdict=Verdict.SAME_PERSON, reason="one man",
+                    actor="adj-1", sealer=registry.sealer,
+                    match_threshold=st.dedup_match_threshold, link_to=other)
+    with registry.sessions() as s:
+        closed = s.get(AdjudicationCase, held.case_id)
+        assert closed is not None and (closed.status, closed.decision) == ("resolved", "closed")
+        assert closed.reason is not None and "linked to" in closed.reason
+        assert s.scalars(select(HeldCapture)).all() == []
+        (event,) = s.scalars(select(AuditEvent).where(
+            AuditEvent.action == "adjudication.closed")).all()
+        assert event.details["held_capture_discarded"] is True
     with registry.sessions() as s:
         case = s.get(AdjudicationCase, result.case_id)
         assert case is not None and case.kind == "recheck" and case.person_id == pid
