@@ -218,14 +218,24 @@ def _link(session: Session, case: AdjudicationCase, person: Person, target: Pers
     target.updated_at = utcnow()
 
 
+def undecided_cases(session: Session, person_id: uuid.UUID, *,
+                    besides: uuid.UUID | None = None) -> list[AdjudicationCase]:
+    """The person's cases not yet resolved (open or awaiting a second decision), oldest
+    first; ``besides`` leaves one case out (the one being decided)."""
+    query = (select(AdjudicationCase)
+             .where(AdjudicationCase.person_id == person_id,
+                    AdjudicationCase.status != CaseStatus.RESOLVED)
+             .order_by(AdjudicationCase.created_at))
+    if besides is not None:
+        query = query.where(AdjudicationCase.id != besides)
+    return list(session.scalars(query))
+
+
 def _close_others(session: Session, case: AdjudicationCase, person: Person, target: Person,
                   actor: str) -> None:
     """The record's other undecided cases have nothing left to decide once it is linked:
     closed (decision ``closed``, audited); a capture one of them held is discarded."""
-    others = session.scalars(select(AdjudicationCase).where(
-        AdjudicationCase.person_id == person.id, AdjudicationCase.id != case.id,
-        AdjudicationCase.status != CaseStatus.RESOLVED))
-    for other in others:
+    for other in undecided_cases(session, person.id, besides=case.id):
         other.status = CaseStatus.RESOLVED
         other.decision = "closed"
         other.reason = (f"the record was linked to {target.registration_number} "
@@ -246,12 +256,8 @@ def _activate(session: Session, case: AdjudicationCase, person: Person) -> None:
     # first capture, a biometric one). An imported record judged "different" that still has
     # no biometrics stays pending_biometrics (no card) until its first capture; a record
     # linked or closed meanwhile by another case keeps that status.
-    others = session.scalar(
-        select(AdjudicationCase.id).where(AdjudicationCase.person_id == person.id,
-                                          AdjudicationCase.id != case.id,
-                                          AdjudicationCase.status != CaseStatus.RESOLVED)
-        .limit(1))
-    if person.status == PersonStatus.PENDING_ADJUDICATION and others is None:
+    if (person.status == PersonStatus.PENDING_ADJUDICATION
+            and not undecided_cases(session, person.id, besides=case.id)):
         person.status = PersonStatus.ACTIVE
     person.updated_at = utcnow()
     for c in case.candidates:

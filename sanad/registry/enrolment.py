@@ -766,6 +766,16 @@ def open_case(session: Session, person: Person, kind: str,
     return case
 
 
+def audit_fingers_compared(session: Session, ctx: EnrolmentContext, person_id: uuid.UUID,
+                           purpose: str, people: Collection[uuid.UUID]) -> None:
+    """Stored fingers of these people were opened to compare with ``person_id``'s: say so
+    (nothing when none were)."""
+    if people:
+        audit.record(session, actor=ctx.officer, action="biometrics.fingers_compared",
+                     subject_type="person", subject_id=str(person_id),
+                     details={"purpose": purpose, "with": sorted(str(p) for p in people)})
+
+
 def recheck_person(
     sessions: sessionmaker[Session],
     gallery: Gallery,
@@ -852,13 +862,8 @@ def recheck_person(
             ((i, per_person[p], fuse(per_person[p], comparisons.get(i)))
              for i, p in enumerate(people)), t, limit=None,
         )
-        if worth:  # stored fingers of these people were opened: say so
-            audit.record(
-                session, actor=ctx.officer, action="biometrics.fingers_compared",
-                subject_type="person", subject_id=str(person_id),
-                details={"purpose": "recheck",
-                         "with": sorted(str(people[i]) for i in worth)},
-            )
+        audit_fingers_compared(session, ctx, person_id, "recheck",
+                               {people[i] for i in worth})
         if not decision.candidates:
             return None
         candidates = [_public(c, people[c.gallery_id], None, t, via.get(people[c.gallery_id]))

@@ -19,6 +19,7 @@ from sanad import audit
 from sanad.errors import InvalidInput, NotFound, PreconditionFailed, PreconditionRequired
 from sanad.notify.outbox import emit
 from sanad.registry.access_models import PersonPhoto, StatusChange
+from sanad.registry.adjudication import undecided_cases
 from sanad.registry.captures import CaptureSummary, summaries_for
 from sanad.registry.cards import outdated_cards
 from sanad.registry.db import utcnow
@@ -191,10 +192,7 @@ def person_record(
         captures=summaries_for(session, [person])[person.id] if with_captures else None,
         outdated_card=(c.id if (c := outdated_cards(session, [person.id]).get(person.id))
                        else None),
-        open_cases=list(session.scalars(
-            select(AdjudicationCase).where(AdjudicationCase.person_id == person.id,
-                                           AdjudicationCase.status != "resolved")
-            .order_by(AdjudicationCase.created_at))),
+        open_cases=undecided_cases(session, person.id),
     )
 
 

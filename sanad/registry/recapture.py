@@ -52,6 +52,7 @@ from sanad.registry.adjudication import (
     Verdict,
     first_decision,
     resolve,
+    undecided_cases,
 )
 from sanad.registry.captures import REFUSED
 from sanad.registry.cards import outdated_cards, refresh_face_outdated
@@ -60,6 +61,7 @@ from sanad.registry.enrolment import (
     EnrolmentContext,
     _face_vectors,
     _thresholds,
+    audit_fingers_compared,
     enrolment_lock,
     face_probe,
     open_case,
@@ -234,11 +236,7 @@ def _first_capture(
 ) -> RecaptureResult:
     """Search the capture 1:N, store it, and open a case or activate (module doc)."""
     found = search_capture(session, gallery, settings, probe=probe, views=views)
-    if found.fingers_read:  # stored fingers of these people were opened: say so
-        audit.record(session, actor=ctx.officer, action="biometrics.fingers_compared",
-                     subject_type="person", subject_id=str(person.id),
-                     details={"purpose": "first_capture",
-                              "with": sorted(str(p) for p in found.fingers_read)})
+    audit_fingers_compared(session, ctx, person.id, "first_capture", found.fingers_read)
     stored, cleared = _store(session, gallery.sealer, person, data, probe, quality,
                              stored_fingers, first=True)
     case: AdjudicationCase | None = None
@@ -247,13 +245,8 @@ def _first_capture(
         case = open_case(session, person, kind, found.candidates, ctx)
     before = person.status
     if person.status == PersonStatus.PENDING_BIOMETRICS:
-        waiting = case is not None or session.scalar(
-            select(AdjudicationCase.id).where(AdjudicationCase.person_id == person.id,
-                                              AdjudicationCase.status != CaseStatus.RESOLVED)
-            .limit(1)
-        ) is not None
-        person.status = (PersonStatus.PENDING_ADJUDICATION if waiting
-                         else PersonStatus.ACTIVE)
+        person.status = (PersonStatus.PENDING_ADJUDICATION
+                         if undecided_cases(session, person.id) else PersonStatus.ACTIVE)
     _changed(session, person, ["biometrics"] + (["status"] if person.status != before else []))
     audit.record(session, actor=ctx.officer, action="biometrics.first_capture",
                  subject_type="person", subject_id=str(person.id),
@@ -285,11 +278,8 @@ def _hold(
     with a `recapture` case listing anyone else the capture resembles (searched 1:N)."""
     found = search_capture(session, gallery, settings, probe=probe, views=views)
     others = [c for c in found.candidates if c.person_id != person.id]
-    if found.fingers_read - {person.id}:
-        audit.record(session, actor=ctx.officer, action="biometrics.fingers_compared",
-                     subject_type="person", subject_id=str(person.id),
-                     details={"purpose": "held_capture",
-                              "with": sorted(str(p) for p in found.fingers_read - {person.id})})
+    audit_fingers_compared(session, ctx, person.id, "held_capture",
+                           found.fingers_read - {person.id})
     case = open_case(session, person, HELD_CAPTURE_KIND, others, ctx)
     # The face is kept as its template (no second run of the face model at the decision).
     face = None if probe is None or data.face is None else FaceCapture(
@@ -333,8 +323,13 @@ def held_capture(session: Session, sealer: TemplateSealer, case_id: uuid.UUID, *
         return None
     audit.record(session, actor=actor, action="biometrics.held_read", subject_type="person",
                  subject_id=str(held.person_id), details={"case_id": str(case_id)})
-    opened = sealer.open(held.payload, aad=_held_aad(held.person_id), session=session)
-    return held, BiometricsUpdate.model_validate_json(opened)
+    return held, _open_held(session, sealer, held)
+
+
+def _open_held(session: Session, sealer: TemplateSealer, held: HeldCapture) -> BiometricsUpdate:
+    """The held capture, unsealed (the caller audits why it was opened)."""
+    return BiometricsUpdate.model_validate_json(
+        sealer.open(held.payload, aad=_held_aad(held.person_id), session=session))
 
 
 def decide_held(
@@ -361,8 +356,7 @@ def decide_held(
         # (the index's watermark never skips one), and the record version moves on safely.
         enrolment_lock(session)
         session.refresh(person, with_for_update=True)
-        data = BiometricsUpdate.model_validate_json(
-            sealer.open(held.payload, aad=_held_aad(person.id), session=session))
+        data = _open_held(session, sealer, held)
         probe, quality = face_probe(data.face, "face")
         stored_fingers, _ = parse_fingers(data.fingers)
         stored, cleared = _store(session, sealer, person, data, probe, quality, stored_fingers)
