@@ -33,7 +33,8 @@ documented, and a rebuild from the database restores full precision.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self
@@ -69,13 +70,21 @@ _MIN_TRAIN = 1024
 _TRAIN_SAMPLE = 1 << 16
 # Batches of at most this many probes scan with one thread (see `_scan`).
 _SINGLE_THREAD_BELOW = 4
-# FAISS fast-scan kernel family for batched scans: 15 (query blocks, reservoir of candidates)
-# instead of FAISS's automatic choice. Same shortlists (identical top-256 sets on 2,048
-# isotropic probes at 1.45 M); measured 2026-11-26 (sixth session) on 200,000-record in-order
-# dedups, ≈ 11 % less wall and CPU time overall (≈ 18 % on the scan itself), and single probes
-# unchanged (abis.md §7).
-_FASTSCAN_IMPLEM = 15
-_FASTSCAN_IMPLEMS = frozenset({0, 12, 13, 14, 15})  # 0 = FAISS chooses
+# FAISS fast-scan kernel family: measured after every training, on the index itself, among
+# `_AUTO_IMPLEMS` — the fastest by CPU time is kept (`AUTO_IMPLEM`, the default). The kernels
+# return the same shortlists (identical top-256 sets on 2,048 isotropic probes at 1.45 M; a
+# test checks it), but which is faster depends on the CPU: on the sixth session's machine 15
+# (query blocks, a reservoir of candidates) saved ≈ 18 % of the scan against FAISS's own
+# choice (0); on the eighth's (an Intel Xeon with AMX) 15 cost 3.5 ns per 32-byte code at
+# 1.45 M against 1.1 ns for 0 — three times slower — while on a 262 k slice the two were
+# within 10 % (docs/abis.md §7). So the choice is measured, on the whole index.
+AUTO_IMPLEM = -1
+_AUTO_IMPLEMS = (0, 15)
+_FASTSCAN_IMPLEM = AUTO_IMPLEM
+_FASTSCAN_IMPLEMS = frozenset({AUTO_IMPLEM, 0, 12, 13, 14, 15})  # 0 = FAISS chooses
+# Work of one timed scan per candidate kernel (probes x entries): ≈ 0.1-0.3 s of CPU at 1.45 M.
+_CALIBRATION_WORK = 1 << 26
+_CALIBRATION_PROBES = (16, 256)
 
 
 @contextmanager
@@ -112,6 +121,32 @@ def _subvectors(dim: int, wanted: int = 0) -> int:
     return m
 
 
+def fastest_implem(
+    index: Any, probes: FloatMatrix, k: int, *,
+    candidates: tuple[int, ...] = _AUTO_IMPLEMS, clock: Callable[[], float] = time.thread_time,
+) -> int:
+    """The fast-scan kernel (``implem``) of ``candidates`` that scans ``index`` in the least
+    CPU time, measured on this machine: each scans the same probes twice, alternating, on one
+    thread (so the calling thread's CPU clock sees all the work and other processes' load does
+    not count); the best of each kernel's two runs is compared, and a tie keeps the earlier
+    candidate. Leaves ``index.implem`` set to the winner."""
+    n = int(index.ntotal)
+    lo, hi = _CALIBRATION_PROBES
+    m = max(lo, min(hi, _CALIBRATION_WORK // max(n, 1)))
+    sample = np.ascontiguousarray(probes[:m], dtype=np.float32)
+    best = dict.fromkeys(candidates, float("inf"))
+    with _faiss_threads(1):
+        for _ in range(2):
+            for implem in candidates:
+                index.implem = implem
+                start = clock()
+                index.search(sample, min(k, n))
+                best[implem] = min(best[implem], clock() - start)
+    winner = min(candidates, key=lambda implem: best[implem])
+    index.implem = winner
+    return winner
+
+
 class TwoStageIndex:
     """Exhaustive two-stage search: PQ fast-scan of 4-bit codes, int8 re-rank (see module)."""
 
@@ -131,8 +166,10 @@ class TwoStageIndex:
             raise ValueError("threads must be 0 (FAISS's default) or positive")
         if fastscan_implem not in _FASTSCAN_IMPLEMS:
             raise ValueError(f"fastscan_implem must be one of {sorted(_FASTSCAN_IMPLEMS)}")
-        # FAISS fast-scan kernel family (0: FAISS's own choice); see `_FASTSCAN_IMPLEM`.
+        # FAISS fast-scan kernel family (0: FAISS's own choice; `AUTO_IMPLEM`: measured after
+        # each training, see `_FASTSCAN_IMPLEM`); `implem_in_use` is what scans now.
         self.fastscan_implem = fastscan_implem
+        self.implem_in_use: int | None = None
         # OpenMP threads of a batched scan (0: FAISS's default, one per core).
         self.threads = threads
         self._dim = dim
@@ -207,13 +244,18 @@ class TwoStageIndex:
         pq = faiss.IndexPQFastScan(
             self._dim, self.subvectors, _PQ_BITS, faiss.METRIC_INNER_PRODUCT
         )
+        sample = np.ascontiguousarray(sample, dtype=np.float32)
         with _faiss_threads(1):
-            pq.train(np.ascontiguousarray(sample, dtype=np.float32))
-        pq.implem = self.fastscan_implem
+            pq.train(sample)
         step = max(1, _BLOCK_ELEMENTS // self._dim)
         for lo in range(0, n, step):
             hi = min(lo + step, n)
             pq.add(self._dequantised_rows(lo, hi) - self._centre)
+        if self.fastscan_implem == AUTO_IMPLEM:
+            # Timed on the whole index: the kernels' relative cost changes with its size.
+            self.implem_in_use = fastest_implem(pq, sample, self.shortlist)
+        else:
+            pq.implem = self.implem_in_use = self.fastscan_implem
         self._pq = pq
         self._trained_at = n
 

@@ -183,20 +183,69 @@ def test_single_probes_take_the_one_thread_path_with_the_same_results(
     assert faiss.omp_get_max_threads() == threads  # restored
 
 
-def test_the_chosen_fast_scan_kernel_gives_faiss_s_own_shortlists(
+def test_every_fast_scan_kernel_gives_the_same_shortlists(
     data: tuple[np.ndarray, np.ndarray, np.ndarray],
 ) -> None:
-    """Batched scans use `_FASTSCAN_IMPLEM` (faster here), which must not change a shortlist:
-    the same rows and estimates as FAISS's automatic choice."""
+    """The kernel measured fastest after training (the default), FAISS's own choice (0) and
+    15 must not change a shortlist: the same rows for every batched scan."""
     gallery, probes, _ = data
     index = TwoStageIndex(FACE_DIM)
     index.add(np.arange(N), gallery)
-    assert index._pq.implem == twostage._FASTSCAN_IMPLEM != 0
-    chosen = index._scan(probes, 256)  # a batch: more than `_SINGLE_THREAD_BELOW` probes
-    index._pq.implem = 0
-    automatic = index._scan(probes, 256)
-    assert probes.shape[0] > twostage._SINGLE_THREAD_BELOW
-    assert all(set(a) == set(b) for a, b in zip(chosen, automatic, strict=True))
+    assert index.fastscan_implem == twostage.AUTO_IMPLEM
+    assert index.implem_in_use in twostage._AUTO_IMPLEMS
+    assert index._pq.implem == index.implem_in_use
+    assert probes.shape[0] > twostage._SINGLE_THREAD_BELOW  # a batch
+    chosen = index._scan(probes, 256)
+    for implem in (0, 15):
+        index._pq.implem = implem
+        other = index._scan(probes, 256)
+        assert all(set(a) == set(b) for a, b in zip(chosen, other, strict=True))
+
+
+def test_a_set_kernel_is_used_as_it_is_after_every_training() -> None:
+    gallery, _ = populations()["isotropic"]
+    index = TwoStageIndex(FACE_DIM, fastscan_implem=15)
+    index.add(np.arange(1500), gallery[:1500])
+    assert index._pq.implem == index.implem_in_use == 15
+    index.add(np.arange(1500, 3000), gallery[1500:3000])  # doubles: a fresh quantiser
+    assert index._trained_at == 3000
+    assert index._pq.implem == index.implem_in_use == 15
+
+
+class _ChargedClock:
+    """A CPU clock that advances, per scan, by what the index's current kernel is charged."""
+
+    def __init__(self, index: object, cost: dict[int, list[float]]) -> None:
+        self.index, self.cost, self.now, self.calls = index, cost, 0.0, 0
+
+    def __call__(self) -> float:
+        self.calls += 1
+        if self.calls % 2 == 0:  # the reading after a scan
+            self.now += self.cost[self.index.implem].pop(0)  # type: ignore[attr-defined]
+        return self.now
+
+
+@pytest.mark.parametrize(
+    ("cost", "winner"),
+    [
+        ({0: [1.1, 1.0], 15: [3.5, 3.4]}, 0),  # the eighth session's machine
+        ({0: [1.2, 1.3], 15: [1.0, 1.1]}, 15),  # the sixth's
+        ({0: [5.0, 1.0], 15: [1.2, 1.1]}, 0),  # each kernel's best run counts
+        ({0: [1.0, 1.0], 15: [1.0, 1.0]}, 0),  # a tie keeps FAISS's own choice
+    ],
+)
+def test_the_fastest_kernel_by_cpu_time_is_kept(
+    cost: dict[int, list[float]], winner: int,
+) -> None:
+    gallery, probes = populations()["isotropic"]
+    pq = faiss.IndexPQFastScan(FACE_DIM, 64, 4, faiss.METRIC_INNER_PRODUCT)
+    pq.train(np.ascontiguousarray(gallery[:2048]))
+    pq.add(np.ascontiguousarray(gallery[:2048]))
+    clock = _ChargedClock(pq, cost)
+    assert twostage.fastest_implem(pq, probes, 256, clock=clock) == winner
+    assert pq.implem == winner
+    assert clock.calls == 8  # two timed scans per kernel
+    assert not any(cost.values())  # every charged scan happened
 
 
 def test_finer_stage_one_codes_estimate_cosines_more_closely() -> None:

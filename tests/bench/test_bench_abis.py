@@ -77,6 +77,19 @@ def test_the_fast_scan_kernel_is_a_parameter_with_the_same_mates(tmp_path: Path)
         runs[implem] = result.figures
     assert runs[0]["dedup_mate_recall_isotropic"] == runs[15]["dedup_mate_recall_isotropic"]
     assert runs[0]["dedup_repeats_isotropic"] == runs[15]["dedup_repeats_isotropic"] > 20
+    assert runs[0]["dedup_fastscan_implem_isotropic"] == 0
+    assert runs[15]["dedup_fastscan_implem_isotropic"] == 15
+
+
+def test_by_default_the_kernel_is_measured_and_the_figures_say_which_one_scanned(
+    tmp_path: Path,
+) -> None:
+    result = run_benchmark("abis", params={**TINY, "generators": "isotropic"},
+                           json_output=True, results_dir=tmp_path)
+    assert result.params["implem"] == -1
+    assert "measured per training" in result.notes["index"]
+    assert result.figures["fastscan_implem_isotropic"] in (0.0, 15.0)
+    assert result.figures["dedup_fastscan_implem_isotropic"] in (0.0, 15.0)
 
 
 @pytest.mark.parametrize("params", [{"generators": "gaussian"}, {"n": 1}, {"shortlist": 5},
