@@ -27,7 +27,7 @@ $(VENDOR_JS): package.json
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,accel]'
 	@touch $(STAMP)
 
 # Debian packages the product needs: Chromium for browser tests, fonts for card rendering,

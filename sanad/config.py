@@ -7,6 +7,7 @@ Every tunable lives here, documented, so that no threshold is a magic number in 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -237,6 +238,14 @@ class Settings(BaseSettings):
         "in-order deduplication of 1.45 M people in ~9 instead of ~15 min — but loses ~1.6 % "
         "of the look-alikes exact search finds near the review threshold at 1.45 M "
         "(docs/abis.md §6).",
+    )
+    index_batch_stage: Literal["auto", "pq", "matrix"] = Field(
+        default="auto",
+        description="twostage index: stage 1 of batches of 1,024 probes or more (a bulk "
+        "import, a whole-gallery re-check): pq (the fast-scan), matrix (exact bf16 products "
+        "on the CPU's matrix engine; needs the accel extra, PyTorch) or auto (the faster of "
+        "the two, measured after each training of a gallery of 65,536 or more; docs/abis.md "
+        "§8).",
     )
     index_threads: int = Field(
         default=0, ge=0,

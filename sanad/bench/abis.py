@@ -29,11 +29,14 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
+from sanad.abis import matrix_scan
 from sanad.abis.index import ExactIndex, FaissFlatIndex, FloatMatrix, GalleryIndex
 from sanad.abis.twostage import (
     _FASTSCAN_IMPLEM,
     _FASTSCAN_IMPLEMS,
+    _MATRIX_MIN_BATCH,
     AUTO_IMPLEM,
+    BATCH_STAGES,
     DEFAULT_SHORTLIST,
     TwoStageIndex,
 )
@@ -111,13 +114,14 @@ def _search_quality(
 
 def _dedup(
     generator: str, seed: int, n_records: int, shortlist: int, subvectors: int, implem: int,
+    stage: str,
 ) -> tuple[dict[str, float], float]:
     """Enrol a stream in order; each batch searched against all before it. Returns figures
     and the code comparisons per second (for extrapolation)."""
     identities = enrolment_stream(n_records, seed)
     templates = _captures(generator, seed + 1000, identities, np.random.default_rng((seed, 9)))
     index = TwoStageIndex(FACE_DIM, shortlist=shortlist, subvectors=subvectors,
-                          fastscan_implem=implem)
+                          fastscan_implem=implem, batch_stage=stage)
     first_record: dict[int, int] = {}
     repeats = found = 0
     pairs = 0
@@ -154,6 +158,8 @@ def _dedup(
         "dedup_records": float(n_records),
         # The fast-scan kernel of the last training (-1: the gallery never reached one).
         "dedup_fastscan_implem": _implem_figure(index),
+        # Share of the stream's probes whose stage 1 ran on the matrix engine.
+        "dedup_matrix_share": _matrix_share(index),
         "dedup_repeats": float(repeats),
     }
     return figures, pairs / elapsed
@@ -161,7 +167,7 @@ def _dedup(
 
 def _search_figures(
     generator: str, *, n: int, mated: int, singles: int, seed: int, shortlist: int,
-    subvectors: int, repeats: int, implem: int,
+    subvectors: int, repeats: int, implem: int, stage: str,
 ) -> dict[str, float]:
     rng = np.random.default_rng((seed, 1))
     gallery = _captures(generator, seed, np.arange(n, dtype=np.int64), rng)
@@ -171,7 +177,7 @@ def _search_figures(
 
     rss_before = _rss_mb()
     index = TwoStageIndex(FACE_DIM, shortlist=shortlist, subvectors=subvectors,
-                          fastscan_implem=implem)
+                          fastscan_implem=implem, batch_stage=stage)
     build_s = _timed(lambda: index.add(ids, gallery))
     rss_growth = _rss_mb() - rss_before
 
@@ -207,7 +213,14 @@ def _search_figures(
         "index_rss_mb": rss_growth,
         "build_s": build_s,
         "fastscan_implem": _implem_figure(index),
+        # 1: batched searches of this gallery run stage 1 on the matrix engine, 0: PQ codes.
+        "matrix_stage": float(index.batch_stage_in_use == "matrix"),
     }
+
+
+def _matrix_share(index: TwoStageIndex) -> float:
+    scanned = index.probes_scanned
+    return scanned["matrix"] / max(1, sum(scanned.values()))
 
 
 def _implem_figure(index: TwoStageIndex) -> float:
@@ -217,18 +230,19 @@ def _implem_figure(index: TwoStageIndex) -> float:
 def _one_generator(
     generator: str, *, n: int, mated: int, singles: int, seed: int, shortlist: int,
     subvectors: int, repeats: int, dedup_n: int, parts: frozenset[str], implem: int,
+    stage: str,
 ) -> dict[str, float]:
     figures: dict[str, float] = {}
     if "search" in parts:
         figures.update(
             _search_figures(
                 generator, n=n, mated=mated, singles=singles, seed=seed, shortlist=shortlist,
-                subvectors=subvectors, repeats=repeats, implem=implem,
+                subvectors=subvectors, repeats=repeats, implem=implem, stage=stage,
             )
         )
     if "dedup" in parts:
         dedup, pair_rate = _dedup(generator, seed, min(dedup_n, n), shortlist, subvectors,
-                                  implem)
+                                  implem, stage)
         full_pairs = n * (n - 1) / 2
         full_min = dedup["dedup_min"] if dedup_n >= n else full_pairs / pair_rate / 60
         figures.update(dedup)
@@ -250,6 +264,7 @@ def run_abis(
     generators: str = "isotropic,calibrated",
     parts: str = "search,dedup",
     implem: int = _FASTSCAN_IMPLEM,
+    stage: str = "auto",
 ) -> BenchResult:
     """Gallery of ``n``; ``mated`` probes; ``dedup_n`` records for the dedup stream.
 
@@ -257,7 +272,11 @@ def run_abis(
     ``dedup`` (the enrolment stream) — e.g. the full 1.45 M stream on its own. ``implem``: the
     FAISS fast-scan kernel family of the index (-1, the backend's default: the faster of 0
     and 15, measured after each training; 0 = FAISS's automatic choice; the figures
-    ``fastscan_implem`` / ``dedup_fastscan_implem`` say which one scanned)."""
+    ``fastscan_implem`` / ``dedup_fastscan_implem`` say which one scanned). ``stage``: stage 1
+    of batches of 1,024 probes or more — ``auto`` (the index's default: the faster of ``pq``
+    and ``matrix``, measured), ``pq`` or ``matrix``; ``matrix_stage`` (1 =
+    matrix) says which one batched searches of the gallery use, ``dedup_matrix_share`` the
+    share of the stream's probes whose stage 1 ran on the matrix engine."""
     chosen = [g.strip() for g in generators.split(",") if g.strip()]
     if not chosen or any(g not in GENERATORS for g in chosen):
         raise BenchmarkParamError(f"generators must be a comma list of {', '.join(GENERATORS)}")
@@ -272,6 +291,10 @@ def run_abis(
         raise BenchmarkParamError("subvectors must be 0 (dimension / 2) or positive")
     if implem not in _FASTSCAN_IMPLEMS:
         raise BenchmarkParamError(f"implem must be one of {sorted(_FASTSCAN_IMPLEMS)}")
+    if stage not in BATCH_STAGES:
+        raise BenchmarkParamError(f"stage must be one of {', '.join(BATCH_STAGES)}")
+    if stage == "matrix" and not matrix_scan.available():
+        raise BenchmarkParamError("stage matrix needs PyTorch (pip install 'sanad[accel]')")
     code_subvectors = TwoStageIndex(FACE_DIM, subvectors=subvectors).subvectors
 
     default_threads = faiss.omp_get_max_threads()
@@ -284,7 +307,7 @@ def run_abis(
             per = _one_generator(
                 g, n=n, mated=mated, singles=singles, seed=seed, shortlist=shortlist,
                 subvectors=subvectors, repeats=repeats, dedup_n=dedup_n, parts=chosen_parts,
-                implem=implem,
+                implem=implem, stage=stage,
             )
             figures.update({f"{key}_{g}": value for key, value in per.items()})
     finally:
@@ -295,7 +318,10 @@ def run_abis(
         f"scanned by FAISS IndexPQFastScan for the best {shortlist}, re-ranked on int8 "
         f"templates, top {_K}; FAISS fast-scan implem "
         + ("measured per training (the faster of 0 and 15; figure fastscan_implem)"
-           if implem == AUTO_IMPLEM else str(implem)),
+           if implem == AUTO_IMPLEM else str(implem))
+        + f"; stage 1 of batches of {_MATRIX_MIN_BATCH:,}+ probes: {stage} (figures "
+        "matrix_stage, dedup_matrix_share: exact bf16 products on the matrix engine, then "
+        "the same re-rank)",
         "speed": "speedup_vs_exact / speedup_vs_faiss_flat: batched search of the same mated "
         "probes in the same run (best of repeats); probe_*_ms: one probe per call, wall time; "
         "probe_cpu_*_ms: the same calls' process CPU time (one thread)",
@@ -317,6 +343,7 @@ def run_abis(
             "n": n, "mated": mated, "singles": singles, "seed": seed, "shortlist": shortlist,
             "subvectors": subvectors, "repeats": repeats, "dedup_n": dedup_n,
             "threads": threads, "generators": generators, "parts": parts, "implem": implem,
+            "stage": stage,
         },
         figures=figures,
         notes=notes,

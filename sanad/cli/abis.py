@@ -43,7 +43,7 @@ def rebuild(
         options: dict[str, Any] = {}
         if kind == "twostage":
             options.update(shortlist=s.index_shortlist, subvectors=s.index_pq_subvectors,
-                           threads=s.index_threads)
+                           threads=s.index_threads, batch_stage=s.index_batch_stage)
         elif kind == "milvus" and s.milvus_uri:
             options["uri"] = s.milvus_uri
         fingers = s.finger_prefilter_candidates > 0

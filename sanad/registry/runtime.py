@@ -58,7 +58,7 @@ class Registry:
         options: dict[str, Any] = {}
         if s.index_backend == "twostage":
             options.update(shortlist=s.index_shortlist, subvectors=s.index_pq_subvectors,
-                           threads=s.index_threads)
+                           threads=s.index_threads, batch_stage=s.index_batch_stage)
         elif s.index_backend == "milvus" and s.milvus_uri:
             options["uri"] = s.milvus_uri
         # A field kit with an encrypted database keeps no plaintext index snapshot on disk

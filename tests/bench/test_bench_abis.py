@@ -90,10 +90,34 @@ def test_by_default_the_kernel_is_measured_and_the_figures_say_which_one_scanned
     assert "measured per training" in result.notes["index"]
     assert result.figures["fastscan_implem_isotropic"] in (0.0, 15.0)
     assert result.figures["dedup_fastscan_implem_isotropic"] in (0.0, 15.0)
+    # A 3,000-record gallery is below the size where the matrix stage is measured.
+    assert result.params["stage"] == "auto"
+    assert result.figures["matrix_stage_isotropic"] == 0.0
+    assert result.figures["dedup_matrix_share_isotropic"] == 0.0
+
+
+def test_the_matrix_stage_finds_the_same_re_enrolments(tmp_path: Path) -> None:
+    """`stage=matrix` (exact bf16 products for the stream's batches of 2,048) against the PQ
+    scan: every re-enrolment the PQ stream finds, the matrix stream finds too."""
+    runs = {}
+    for stage in ("pq", "matrix"):
+        # Batches of 2,048: the first meets an empty gallery (nothing to scan), the next two
+        # (2,048 and 1,952 probes) are large enough for the matrix stage.
+        result = run_benchmark("abis", params={**TINY, "n": 6000, "dedup_n": 6000,
+                                               "generators": "isotropic", "parts": "dedup",
+                                               "stage": stage},
+                               json_output=True, results_dir=tmp_path)
+        assert f"probes: {stage}" in result.notes["index"]
+        runs[stage] = result.figures
+    assert runs["matrix"]["dedup_matrix_share_isotropic"] == 1.0
+    assert runs["pq"]["dedup_matrix_share_isotropic"] == 0.0
+    assert runs["matrix"]["dedup_repeats_isotropic"] == runs["pq"]["dedup_repeats_isotropic"]
+    assert (runs["matrix"]["dedup_mate_recall_isotropic"]
+            >= runs["pq"]["dedup_mate_recall_isotropic"] > 0.95)
 
 
 @pytest.mark.parametrize("params", [{"generators": "gaussian"}, {"n": 1}, {"shortlist": 5},
-                                    {"subvectors": -1}, {"implem": 7},
+                                    {"subvectors": -1}, {"implem": 7}, {"stage": "gpu"},
                                     {"mated": 10, "singles": 11}, {"parts": "search,nope"},
                                     {"parts": ""}])
 def test_bad_params(tmp_path: Path, params: dict[str, object]) -> None:

@@ -14,18 +14,19 @@ from sanad.registry.schemas import HouseholdCreate
 from tests import factories
 
 
-def test_sub_vectors_threads_and_shortlist_reach_the_face_index(
+def test_sub_vectors_threads_shortlist_and_batch_stage_reach_the_face_index(
     initialised: tuple[Settings, str],
 ) -> None:
     settings = initialised[0].model_copy(update={
         "index_backend": "twostage", "index_pq_subvectors": 32, "index_threads": 1,
-        "index_shortlist": 64,
+        "index_shortlist": 64, "index_batch_stage": "pq",
     })
     reg = open_registry(settings)
     try:
         index = reg.gallery.index
         assert isinstance(index, TwoStageIndex)
         assert (index.subvectors, index.threads, index.shortlist) == (32, 1, 64)
+        assert index.batch_stage == "pq"
         # And it is the index enrolment writes to and searches.
         rng = np.random.default_rng(7)
         for payload in (factories.household([3], rng), factories.household([3], rng)):
