@@ -78,3 +78,39 @@ def rebuild(
     out = report.to_json()
     out["fingers"] = finger_report.to_json() if finger_report is not None else None
     print_json(out)
+
+
+@abis_app.command("sweep")
+def sweep(
+    batch: Annotated[
+        int, typer.Option(min=1, help="Faces searched per batch (1,024+ can use the matrix "
+                          "engine on a large gallery).")
+    ] = 2048,
+    report_only: Annotated[
+        bool, typer.Option("--report-only", help="Screen only: count who would be re-checked, "
+                           "open no case.")
+    ] = False,
+) -> None:
+    """Search every active person's face against the whole gallery again and open `recheck`
+    cases for duplicates that slipped through (docs/adjudication.md); prints a JSON report."""
+    from sanad.registry.enrolment import EnrolmentContext
+    from sanad.registry.sweep import count_active_faces
+    from sanad.registry.sweep import sweep as sweep_gallery
+
+    reg = registry()
+    try:
+        with reg.sessions() as session:
+            total = count_active_faces(session)
+        with Progress(
+            "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), console=err,
+        ) as progress:
+            task = progress.add_task("sweeping faces", total=total)
+            report = sweep_gallery(
+                reg.sessions, reg.gallery, reg.settings, ctx=EnrolmentContext(officer=actor()),
+                batch=batch, open_cases=not report_only,
+                progress=lambda n: progress.advance(task, n),
+            )
+    finally:
+        reg.close()
+    print_json(report.to_json())

@@ -130,3 +130,25 @@ def test_a_held_capture_is_decided_from_the_cli(db_env: dict[str, str],
                    "--reason", "another child")
     assert rejected.returncode == 0, rejected.stderr
     assert json.loads(rejected.stdout)["decision"] == "different_person"
+
+
+def test_a_sweep_from_the_cli_searches_every_active_face(db_env: dict[str, str],
+                                                          registry: Registry) -> None:
+    assert run(db_env, "demo", "--people", "30", "--duplicates", "3", "--seed", "4").returncode == 0
+    with registry.engine.connect() as conn:
+        active_faces = conn.execute(text(
+            "SELECT count(*) FROM biometric_records b JOIN persons p ON p.id = b.person_id "
+            "WHERE b.modality = 'face' AND p.status = 'active'")).scalar_one()
+        cases = conn.execute(text("SELECT count(*) FROM adjudication_cases")).scalar_one()
+    assert active_faces > 0
+    screened = run(db_env, "abis", "sweep", "--report-only", "--batch", "7")
+    assert screened.returncode == 0, screened.stderr
+    report = json.loads(screened.stdout)
+    assert report["faces_searched"] == active_faces
+    assert report["rechecked"] == report["cases_opened"] == 0 and report["case_ids"] == []
+    with registry.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM adjudication_cases")).scalar_one() == cases
+        assert conn.execute(text(
+            "SELECT count(*) FROM audit_events WHERE action = 'abis.sweep'")).scalar_one() == 1
+    refused = run(db_env, "abis", "sweep", "--batch", "0")
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
