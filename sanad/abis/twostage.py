@@ -19,6 +19,13 @@ gallery entry is looked at for every probe — but makes looking cheap:
    inverse norm), which moves a 128-d cosine by about 0.0007 (sd); the top ``k`` are
    returned.
 
+For batches of 1,024 probes or more (a stream, a bulk import, `sanad abis sweep`) stage 1 can
+instead score every pair exactly in bf16 on the CPU's matrix engine
+(`sanad.abis.matrix_scan`), keeping k + 8 rows per probe for the same re-rank; ``batch_stage``
+``auto`` measures which of the two is faster on this machine at the first large batch after
+each training of a large gallery (docs/abis.md §8). Likewise FAISS's fast-scan kernel is
+measured, not assumed.
+
 Memory per entry: 32 + dim + 4 + 8 bytes (PQ code, int8 template, inverse norm, id) = 172 B
 for 128-d, ≈ 250 MB at 1.45 M, against 742 MB for float32 templates.
 
@@ -84,10 +91,11 @@ _AUTO_IMPLEMS = (0, 15)
 _FASTSCAN_IMPLEM = AUTO_IMPLEM
 _FASTSCAN_IMPLEMS = frozenset({AUTO_IMPLEM, 0, 12, 13, 14, 15})  # 0 = FAISS chooses
 # Stage 1 of batched searches: ``pq`` (the fast-scan above) or ``matrix`` (exact bf16 block
-# products on the CPU's matrix engine, `sanad.abis.matrix_scan`); ``auto`` measures both after
-# each training of a gallery of at least `_MATRIX_MIN_GALLERY` and keeps the faster (PQ when
-# PyTorch is not installed). Single probes and batches under `_MATRIX_MIN_BATCH` always scan
-# PQ codes: a product of a few rows cannot use the matrix engine.
+# products on the CPU's matrix engine, `sanad.abis.matrix_scan`); ``auto`` measures both at
+# the first large batch after each training of a gallery of at least `_MATRIX_MIN_GALLERY`
+# and keeps the faster (PQ when PyTorch is not installed). Single probes and batches under
+# `_MATRIX_MIN_BATCH` always scan PQ codes: a product of a few rows cannot use the matrix
+# engine.
 BATCH_STAGES = ("auto", "pq", "matrix")
 # At 256 probes the per-batch bf16 conversion of the gallery made the matrix stage no faster
 # than PQ (1.14 against 1.12 ns per pair); at 2,048, 0.48 ns.
@@ -203,6 +211,7 @@ class TwoStageIndex:
         # `batch_stage_in_use` is what scans them now.
         self.batch_stage = batch_stage
         self.batch_stage_in_use = "matrix" if batch_stage == "matrix" else "pq"
+        self._stage_measured = False  # `auto`: measured at the first large batch per training
         # Probes whose stage 1 ran on each stage since the index was made (observability).
         self.probes_scanned = {"exhaustive": 0, "pq": 0, "matrix": 0}
         # FAISS fast-scan kernel family (0: FAISS's own choice; `AUTO_IMPLEM`: measured after
@@ -297,15 +306,18 @@ class TwoStageIndex:
             pq.implem = self.implem_in_use = self.fastscan_implem
         self._pq = pq
         if self.batch_stage == "auto":
-            self.batch_stage_in_use = self._faster_batch_stage(sample)
+            # Measured at the next large batch, not here: a server that only ever searches a
+            # household at a time never imports PyTorch (+227 MB of RSS at import here).
+            self.batch_stage_in_use = "pq"
+            self._stage_measured = False
         self._trained_at = n
 
-    def _faster_batch_stage(self, centred_sample: FloatMatrix) -> str:
-        """``matrix`` if it scans a batch of `_MATRIX_MIN_BATCH` probes in less CPU time
-        than the PQ codes do on this machine; else ``pq``. Both are timed on the first
+    def _faster_batch_stage(self, probes: FloatMatrix) -> str:
+        """``matrix`` if it scans this batch's first `_MATRIX_MIN_BATCH` probes in less CPU
+        time than the PQ codes do on this machine; else ``pq``. Both are timed on the first
         `_CALIBRATION_ROWS` entries (the cost per comparison of either hardly depends on the
         gallery's size — PQ measured 1.30 against 1.12 ns on 262 k and 1.45 M codes — and the
-        matrix stage wins or loses by 2x or more), so a training at 1.45 M pays ≈ 0.5 s."""
+        matrix stage wins or loses by 2x or more), so it costs ≈ 0.5 s once per training."""
         n = self._n
         if n < _MATRIX_MIN_GALLERY or not matrix_scan.available():
             return "pq"
@@ -317,8 +329,8 @@ class TwoStageIndex:
         sliced.is_trained = True
         sliced.implem = self._pq.implem
         sliced.add(self._dequantised_rows(0, rows) - self._centre)
-        centred = np.ascontiguousarray(centred_sample[:_MATRIX_MIN_BATCH])
-        raw = centred + self._centre
+        raw = np.ascontiguousarray(probes[:_MATRIX_MIN_BATCH])
+        centred = np.ascontiguousarray(raw - self._centre)
         runs = {
             "pq": lambda: sliced.search(centred, min(self.shortlist, rows)),
             "matrix": lambda: matrix_scan.best_rows(
@@ -433,7 +445,11 @@ class TwoStageIndex:
         kk = min(k, n)
         shortlist = max(self.shortlist, kk)
         exhaustive = self._pq is None or n <= shortlist
-        if not exhaustive and m >= _MATRIX_MIN_BATCH and self.batch_stage_in_use == "matrix":
+        large = not exhaustive and m >= _MATRIX_MIN_BATCH
+        if large and self.batch_stage == "auto" and not self._stage_measured:
+            self.batch_stage_in_use = self._faster_batch_stage(probes)
+            self._stage_measured = True
+        if large and self.batch_stage_in_use == "matrix":
             self.probes_scanned["matrix"] += m
             return self._matrix_search(probes, kk, scores, ids)
         self.probes_scanned["exhaustive" if exhaustive else "pq"] += m

@@ -213,8 +213,6 @@ def _search_figures(
         "index_rss_mb": rss_growth,
         "build_s": build_s,
         "fastscan_implem": _implem_figure(index),
-        # 1: batched searches of this gallery run stage 1 on the matrix engine, 0: PQ codes.
-        "matrix_stage": float(index.batch_stage_in_use == "matrix"),
     }
 
 
@@ -274,9 +272,9 @@ def run_abis(
     and 15, measured after each training; 0 = FAISS's automatic choice; the figures
     ``fastscan_implem`` / ``dedup_fastscan_implem`` say which one scanned). ``stage``: stage 1
     of batches of 1,024 probes or more — ``auto`` (the index's default: the faster of ``pq``
-    and ``matrix``, measured), ``pq`` or ``matrix``; ``matrix_stage`` (1 =
-    matrix) says which one batched searches of the gallery use, ``dedup_matrix_share`` the
-    share of the stream's probes whose stage 1 ran on the matrix engine."""
+    and ``matrix``, measured), ``pq`` or ``matrix``; ``dedup_matrix_share`` is
+    the share of the stream's probes whose stage 1 ran on the matrix engine (the search part's
+    batches of ``mated`` probes use it only from 1,024 probes on)."""
     chosen = [g.strip() for g in generators.split(",") if g.strip()]
     if not chosen or any(g not in GENERATORS for g in chosen):
         raise BenchmarkParamError(f"generators must be a comma list of {', '.join(GENERATORS)}")
@@ -319,9 +317,9 @@ def run_abis(
         f"templates, top {_K}; FAISS fast-scan implem "
         + ("measured per training (the faster of 0 and 15; figure fastscan_implem)"
            if implem == AUTO_IMPLEM else str(implem))
-        + f"; stage 1 of batches of {_MATRIX_MIN_BATCH:,}+ probes: {stage} (figures "
-        "matrix_stage, dedup_matrix_share: exact bf16 products on the matrix engine, then "
-        "the same re-rank)",
+        + f"; stage 1 of batches of {_MATRIX_MIN_BATCH:,}+ probes: {stage} (figure "
+        "dedup_matrix_share: exact bf16 products on the matrix engine, then the same "
+        "re-rank)",
         "speed": "speedup_vs_exact / speedup_vs_faiss_flat: batched search of the same mated "
         "probes in the same run (best of repeats); probe_*_ms: one probe per call, wall time; "
         "probe_cpu_*_ms: the same calls' process CPU time (one thread)",

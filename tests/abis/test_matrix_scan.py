@@ -115,11 +115,13 @@ def test_small_batches_keep_the_pq_scan(monkeypatch: pytest.MonkeyPatch) -> None
     assert index.probes_scanned["matrix"] == 0
 
 
-def test_auto_measures_the_stages_only_on_a_large_gallery(
+def test_auto_measures_the_stages_at_the_first_large_batch_of_a_large_gallery(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Below `_MATRIX_MIN_GALLERY` the PQ scan is kept without timing anything; from there
-    on, what `fastest` measured decides — and without PyTorch, PQ without timing."""
+    """`auto` times nothing at training (a server searching a household at a time never
+    imports PyTorch) nor below `_MATRIX_MIN_GALLERY`; the first batch of 1,024+ probes after a
+    training of a large gallery has both stages measured, and what `fastest` says decides —
+    once per training. Without PyTorch: PQ, untimed."""
     timed: list[set[str]] = []
 
     def pick_matrix(runs: dict[str, object], **_: object) -> str:
@@ -129,16 +131,25 @@ def test_auto_measures_the_stages_only_on_a_large_gallery(
     monkeypatch.setattr(twostage, "fastest", pick_matrix)
     monkeypatch.setattr(twostage, "fastest_implem", lambda pq, *a, **k: 0)
     monkeypatch.setattr(twostage, "_MATRIX_MIN_GALLERY", 8192)
-    g, _, _ = _gallery(8192, seed=6)
+    g, _, _ = _gallery(16_384, seed=6)
+    big = _noisy(g[: twostage._MATRIX_MIN_BATCH], np.random.default_rng(7), 0.3)
     index = TwoStageIndex(FACE_DIM)
-    index.add(np.arange(4096), g[:4096])  # trained at 1024, 2048, 4096: all small
+    index.add(np.arange(4096), g[:4096])  # trained at 1024, 2048, 4096: a small gallery
+    index.search(big, 10)
     assert index.batch_stage_in_use == "pq" and timed == []
-    index.add(np.arange(4096, 8192), g[4096:])  # doubles to 8192: measured
-    assert index.batch_stage_in_use == "matrix"
-    assert timed == [{"pq", "matrix"}]
+    index.add(np.arange(4096, 8192), g[4096:8192])  # doubles to 8192: large, not yet timed
+    index.search(big[:10], 10)  # a household
+    assert index.batch_stage_in_use == "pq" and timed == []
+    _, ids = index.search(big, 10)  # the first large batch: measured, and scanned by it
+    assert timed == [{"pq", "matrix"}] and index.batch_stage_in_use == "matrix"
+    assert index.probes_scanned["matrix"] == twostage._MATRIX_MIN_BATCH
+    assert np.array_equal(ids[:, 0], np.arange(twostage._MATRIX_MIN_BATCH))
+    index.search(big, 10)
+    assert len(timed) == 1  # once per training
     monkeypatch.setattr(matrix_scan, "available", lambda: False)
-    index.add(np.arange(8192, 16384), g[:8192] * -1)  # doubles again: no PyTorch
-    assert index.batch_stage_in_use == "pq" and len(timed) == 1
+    index.add(np.arange(8192, 16_384), g[8192:])  # doubles again: trained afresh
+    index.search(big, 10)
+    assert index.batch_stage_in_use == "pq" and len(timed) == 1  # no PyTorch: PQ, untimed
 
 
 def test_invalid_stage_options(monkeypatch: pytest.MonkeyPatch) -> None:

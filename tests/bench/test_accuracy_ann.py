@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from sanad.bench import BenchmarkParamError
+from sanad.abis.index import make_index
+from sanad.bench import BenchmarkParamError, accuracy
 from sanad.bench.accuracy import _ann_loss_large
 from sanad.bench.runner import run_benchmark
 from sanad.biometrics.synthetic import CalibratedPopulation
@@ -73,6 +74,28 @@ def test_the_benchmark_reports_the_large_figures(tmp_path: Path) -> None:
     assert 0.0 <= f["ann_loss_rate_large"] <= 1.0
     assert f["ann_exact_matches_large"] >= 1
     assert "gallery 2000" in result.notes["ann_index"]
+    assert "twostage with its PQ stage 1 for every batch" in result.notes["ann_index"]
+
+
+def test_the_ann_figures_measure_the_pq_stage_even_for_large_batches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Enrolment searches a household at a time, on the PQ stage; the benchmark's large probe
+    batches must not be moved to the exact matrix stage, or the loss it reports would be
+    the matrix stage's (none), not the product's."""
+    made: list[dict[str, object]] = []
+    real = make_index
+
+    def spy(kind: str, dim: int, **options: object) -> object:
+        made.append({"kind": kind, **options})
+        return real(kind, dim, **options)
+
+    monkeypatch.setattr(accuracy, "make_index", spy)
+    params = {"n": 40, "mated": 10, "non_mated": 20, "plot_dir": str(tmp_path),
+              "face_candidates": 3, "finger_candidates": 3, "ann_gallery": 2000}
+    run_benchmark("accuracy", params=params, json_output=True, results_dir=tmp_path)
+    assert len(made) >= 2  # the main population's index and the large gallery's
+    assert all(m == {"kind": "twostage", "batch_stage": "pq"} for m in made)
 
 
 @pytest.mark.parametrize("bad", [{"ann_gallery": -1}, {"ann_gallery": 5},
