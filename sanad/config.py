@@ -241,11 +241,11 @@ class Settings(BaseSettings):
     )
     index_batch_stage: Literal["auto", "pq", "matrix"] = Field(
         default="auto",
-        description="twostage index: stage 1 of batches of 1,024 probes or more (a bulk "
-        "import, a whole-gallery re-check): pq (the fast-scan), matrix (exact bf16 products "
-        "on the CPU's matrix engine; needs the accel extra, PyTorch) or auto (the faster of "
-        "the two, measured after each training of a gallery of 65,536 or more; docs/abis.md "
-        "§8).",
+        description="twostage index: stage 1 of batches of 1,024 probes or more (`sanad abis "
+        "sweep`, a bulk stream): pq (the fast-scan), matrix (exact bf16 products on the CPU's "
+        "matrix engine; needs the accel extra, PyTorch) or auto (the faster of the two, "
+        "measured at the first such batch after each training of a gallery of 65,536 or "
+        "more; docs/abis.md §8).",
     )
     index_threads: int = Field(
         default=0, ge=0,
