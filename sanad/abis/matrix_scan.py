@@ -5,7 +5,7 @@ cost per comparison is fixed by the SIMD units (≈ 1.1 ns for 32-byte codes her
 a matrix engine (Intel AMX) multiply bf16 matrices several times faster than that: a block of
 2,048 probes × 4,096 gallery rows × 128 dimensions costs ≈ 0.28 ns per pair through PyTorch's
 oneDNN kernels (measured 2026-11-27, docs/abis.md §8). For batches — the in-order
-deduplication of a whole enrolment stream, a bulk import — this scores *every* pair in
+deduplication of a whole enrolment stream, `sanad abis sweep` — this scores *every* pair in
 bf16 (error ≈ 0.002) instead of estimating it, and keeps only the best few per probe:
 
 1. the gallery's int8 templates are turned into scaled bf16 one block at a time (no second
@@ -17,12 +17,12 @@ bf16 (error ≈ 0.002) instead of estimating it, and keeps only the best few per
    only the runs whose maximum beats the probe's current ``k``-th best are looked at.
 
 `TwoStageIndex` uses it only where it is measured faster than its PQ scan on the same
-index (`fastest_batch_stage`), so a CPU without a matrix engine (or without PyTorch
-installed) keeps the PQ scan. The rows returned go through the same int8 re-rank.
+index (`TwoStageIndex._faster_batch_stage`), so a CPU without a matrix engine (or without
+PyTorch installed) keeps the PQ scan. The rows returned go through the same int8 re-rank.
 
 Why PyTorch and not a hand-written kernel: it is the maintained Python route to oneDNN's AMX
 matrix multiply (numpy's BLAS has no bf16 product; OpenVINO and ONNX Runtime were measured
-slower here, 1.3-2.2 ns per pair).
+slower here, 1.3-3.2 ns per pair).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ gallery entry is looked at for every probe — but makes looking cheap:
    inverse norm), which moves a 128-d cosine by about 0.0007 (sd); the top ``k`` are
    returned.
 
-For batches of 1,024 probes or more (a stream, a bulk import, `sanad abis sweep`) stage 1 can
+For batches of 1,024 probes or more (an in-order stream, `sanad abis sweep`) stage 1 can
 instead score every pair exactly in bf16 on the CPU's matrix engine
 (`sanad.abis.matrix_scan`), keeping k + 8 rows per probe for the same re-rank; ``batch_stage``
 ``auto`` measures which of the two is faster on this machine at the first large batch after

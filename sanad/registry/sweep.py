@@ -115,9 +115,9 @@ def _screen(
     """Each active person → the other people their face resembles enough to re-check."""
     t = _thresholds(settings)
     flagged: dict[uuid.UUID, dict[uuid.UUID, float]] = {}
+    with gallery.lock, transaction(sessions) as session:
+        gallery.catch_up(session)  # the index reflects every commit before the sweep
     with sessions() as session:
-        with gallery.lock:
-            gallery.catch_up(session)
         last = 0
         while True:
             rows = session.execute(
