@@ -41,10 +41,15 @@ FINGERS = SyntheticFingers(seed=2026)
 INDEX_FINGERS = (2, 7)  # right and left index, what most field kits capture
 
 
+def face_capture(vector: np.ndarray) -> dict[str, Any]:
+    """``vector`` (a unit template) as the API's FaceCapture JSON."""
+    return {"template": base64.b64encode(encode_template(vector.astype(np.float32))).decode(),
+            "quality": 0.9}
+
+
 def face(identity: int, rng: np.random.Generator) -> dict[str, Any]:
     """A fresh capture of synthetic `identity` as the API's FaceCapture JSON."""
-    vector = POPULATION.capture(identity, rng)
-    return {"template": base64.b64encode(encode_template(vector)).decode(), "quality": 0.9}
+    return face_capture(POPULATION.capture(identity, rng))
 
 
 def member(identity: int, rng: np.random.Generator, **overrides: Any) -> dict[str, Any]:
@@ -108,8 +113,7 @@ def face_near(identity: int, cosine: float, rng: np.random.Generator) -> dict[st
     u = rng.standard_normal(t.shape)
     u -= (u @ t) * t
     u /= np.linalg.norm(u)
-    vector = (cosine * t + np.sqrt(1.0 - cosine * cosine) * u).astype(np.float32)
-    return {"template": base64.b64encode(encode_template(vector)).decode(), "quality": 0.9}
+    return face_capture(cosine * t + np.sqrt(1.0 - cosine * cosine) * u)
 
 
 def alone(member: dict[str, Any], **overrides: Any) -> dict[str, Any]:

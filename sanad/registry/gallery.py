@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +23,7 @@ from sqlalchemy.orm import Session
 from sanad.abis.index import GalleryIndex, IndexFileError, load_index, make_index
 from sanad.abis.templates import decode_template
 from sanad.biometrics.synthetic import FACE_DIM
-from sanad.registry.models import BiometricRecord
+from sanad.registry.models import BiometricRecord, Person
 from sanad.registry.sealing import TemplateSealer
 
 if TYPE_CHECKING:
@@ -35,6 +36,36 @@ PHOTO = "photo"
 def template_aad(person_id: uuid.UUID, modality: str) -> bytes:
     """Associated data binding a sealed template to its person and modality."""
     return f"{person_id}:{modality}".encode()
+
+
+def face_pages(
+    session: Session, sealer: TemplateSealer, *, after: int, batch: int,
+    statuses: Collection[str] | None = None,
+) -> Iterator[tuple[int, list[tuple[int, uuid.UUID, bytes]]]]:
+    """Face records with ids above ``after``, in id order, a page of ``batch`` at a time:
+    ``(the page's last record id, [(record id, person id, template bytes), …])``, opened
+    with one data-key query per page. A record whose data key was erased is left out (an
+    erasure may commit while this reads); ``statuses`` keeps only people in those."""
+    while True:
+        query = (
+            select(BiometricRecord.id, BiometricRecord.person_id, BiometricRecord.template)
+            .where(BiometricRecord.modality == FACE, BiometricRecord.id > after)
+            .order_by(BiometricRecord.id)
+            .limit(batch)
+        )
+        if statuses is not None:
+            query = query.join(Person).where(Person.status.in_(statuses))
+        rows = session.execute(query).all()
+        if not rows:
+            return
+        opened = sealer.open_many(
+            [(r.template, template_aad(r.person_id, FACE)) for r in rows],
+            session=session, skip_destroyed=True,
+        )
+        after = int(rows[-1].id)
+        yield after, [(int(r.id), r.person_id, t)
+                      for r, t in zip(rows, opened, strict=True) if t is not None]
+
 
 
 class Gallery:
@@ -78,26 +109,12 @@ class Gallery:
             if self.index.watermark > db_max:
                 self.index = make_index(self.index.identifier, FACE_DIM, **self.options)
             added = 0
-            while True:
-                rows = session.execute(
-                    select(BiometricRecord.id, BiometricRecord.person_id, BiometricRecord.template)
-                    .where(BiometricRecord.modality == FACE)
-                    .where(BiometricRecord.id > self.index.watermark)
-                    .order_by(BiometricRecord.id)
-                    .limit(batch)
-                ).all()
-                if not rows:
-                    break
-                # One data-key query per batch; records erased meanwhile open as None.
-                opened = self.sealer.open_many(
-                    [(r.template, template_aad(r.person_id, FACE)) for r in rows],
-                    session=session, skip_destroyed=True,
-                )
-                live = [(r.id, t) for r, t in zip(rows, opened, strict=True) if t is not None]
+            for last, live in face_pages(session, self.sealer, after=self.index.watermark,
+                                         batch=batch):
                 if live:
-                    self._add([i for i, _ in live], [t for _, t in live])
+                    self._add([i for i, _, _ in live], [t for _, _, t in live])
                     added += len(live)
-                self._advance(rows[-1].id)
+                self._advance(last)
             self._sync_erasures(session)
             # Records of other modalities (photos, tombstones) advance the watermark too.
             self._advance(db_max)

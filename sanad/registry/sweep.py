@@ -45,7 +45,7 @@ from sanad.registry.enrolment import (
     _thresholds,
     recheck_person,
 )
-from sanad.registry.gallery import FACE, Gallery, template_aad
+from sanad.registry.gallery import FACE, Gallery, face_pages
 from sanad.registry.models import BiometricRecord, Person, PersonStatus
 
 DEFAULT_BATCH = 2048
@@ -118,42 +118,29 @@ def _screen(
     with gallery.lock, transaction(sessions) as session:
         gallery.catch_up(session)  # the index reflects every commit before the sweep
     with sessions() as session:
-        last = 0
-        while True:
-            rows = session.execute(
-                select(BiometricRecord.id, BiometricRecord.person_id, BiometricRecord.template)
-                .join(Person)
-                .where(BiometricRecord.modality == FACE, BiometricRecord.id > last,
-                       Person.status == PersonStatus.ACTIVE)
-                .order_by(BiometricRecord.id)
-                .limit(batch)
-            ).all()
-            if not rows:
-                return flagged
-            last = int(rows[-1].id)
-            probes = np.stack([
-                decode_template(gallery.sealer.open(r.template, aad=template_aad(r.person_id,
-                                                                                   FACE)),
-                                FACE_DIM)
-                for r in rows
-            ])
+        for _, page in face_pages(session, gallery.sealer, after=0, batch=batch,
+                                  statuses=(PersonStatus.ACTIVE,)):
+            if not page:
+                continue
+            probes = np.stack([decode_template(t, FACE_DIM) for _, _, t in page])
             with gallery.lock:
                 # + 4: a person's own records (re-captures) take places in their top k.
                 scores, ids = gallery.index.search(probes, settings.dedup_candidates + 4)
             owners = _owners(session, sorted({int(g) for g in ids.ravel() if g >= 0}))
-            fingers = _finger_counts(session, {r.person_id for r in rows})
-            for r, row_scores, row_ids in zip(rows, scores, ids, strict=True):
-                shared = fingers.get(r.person_id, 0)
+            fingers = _finger_counts(session, {person for _, person, _ in page})
+            for (_, person, _), row_scores, row_ids in zip(page, scores, ids, strict=True):
+                shared = fingers.get(person, 0)
                 for s, gid in zip(row_scores.tolist(), row_ids.tolist(), strict=True):
                     other = owners.get(gid)
-                    if other is None or other == r.person_id:
+                    if other is None or other == person:
                         continue
                     if s >= settings.dedup_review_threshold or _reachable(s, shared, t):
-                        mine = flagged.setdefault(r.person_id, {})
+                        mine = flagged.setdefault(person, {})
                         mine[other] = max(mine.get(other, -1.0), s)
-            report.faces_searched += len(rows)
+            report.faces_searched += len(page)
             if progress is not None:
-                progress(len(rows))
+                progress(len(page))
+    return flagged
 
 
 def _finger_counts(session: Session, people: set[uuid.UUID]) -> dict[uuid.UUID, int]:

@@ -126,8 +126,8 @@ def test_a_capture_that_does_not_verify_can_be_held_for_two_adjudicators(
 ) -> None:
     rng = np.random.default_rng(26)
     exact = factories.POPULATION.identity_template(707)
-    pid = factories.enrol_over_api(client, admin_headers, factories.member(707, rng, face={
-        "template": base64.b64encode(encode_template(exact)).decode(), "quality": 0.9}))
+    pid = factories.enrol_over_api(client, admin_headers, factories.member(
+        707, rng, face=factories.face_capture(exact)))
     officer = factories.role_headers(client, admin_headers, "registration_officer")
     first = factories.role_headers(client, admin_headers, "adjudicator")
     second = factories.role_headers(client, admin_headers, "adjudicator")

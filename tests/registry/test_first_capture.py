@@ -5,7 +5,6 @@ against everyone, stored, and adjudicated when it resembles someone."""
 
 from __future__ import annotations
 
-import base64
 import uuid
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,6 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from sanad.abis.templates import encode_template
 from sanad.errors import CardNotIssuable, Conflict, InvalidInput
 from sanad.registry.adjudication import Verdict, decide_case
 from sanad.registry.cards import cards_to_reissue
@@ -162,8 +160,7 @@ def test_an_open_biographic_case_keeps_the_person_waiting_until_every_case_is_de
     rng = np.random.default_rng(34)
     exact = factories.POPULATION.identity_template(805)
     enrolled = factories.enrol(registry, factories.alone(factories.member(
-        805, rng, given_name="Tariq", face={
-            "template": base64.b64encode(encode_template(exact)).decode(), "quality": 0.9},
+        805, rng, given_name="Tariq", face=factories.face_capture(exact),
     ))).members[0].person_id
     st = registry.settings
     between = (st.dedup_review_threshold + st.dedup_match_threshold) / 2

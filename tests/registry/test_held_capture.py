@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from sanad.abis.templates import decode_template, encode_template
+from sanad.abis.templates import decode_template
 from sanad.biometrics.synthetic import FACE_DIM
 from sanad.errors import InvalidInput
 from sanad.registry.adjudication import SecondAdjudicatorRequired, Verdict, decide_case
@@ -41,9 +41,8 @@ def _enrol_exact(registry: Registry, identity: int, rng: np.random.Generator,
                  **overrides: Any) -> uuid.UUID:
     """Enrol synthetic ``identity`` with its exact template (so `face_near` sets the score)."""
     exact = factories.POPULATION.identity_template(identity)
-    face = {"template": base64.b64encode(encode_template(exact)).decode(), "quality": 0.9}
     result = factories.enrol(registry, factories.alone(factories.member(
-        identity, rng, face=face, **overrides)))
+        identity, rng, face=factories.face_capture(exact), **overrides)))
     pid = result.members[0].person_id
     assert result.outcome == "no_match" and pid is not None
     return pid

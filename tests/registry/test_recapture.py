@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from sanad.abis.templates import decode_template, encode_template, quantise_int8
+from sanad.abis.templates import decode_template, quantise_int8
 from sanad.biometrics.synthetic import FACE_DIM
 from sanad.errors import Conflict, NotFound
 from sanad.registry.adjudication import Verdict, decide_case
@@ -57,11 +57,6 @@ def _recapture(registry: Registry, person_id: uuid.UUID, **body: Any) -> Recaptu
     return recapture_person(
         registry.sessions, registry.gallery, registry.settings, person_id=person_id,
         data=BiometricsUpdate.model_validate({"reason": "renewal", **body}), ctx=CTX)
-
-
-def _template(vector: np.ndarray) -> dict[str, Any]:
-    return {"template": base64.b64encode(encode_template(vector.astype(np.float32))).decode(),
-            "quality": 0.9}
 
 
 def _audits(registry: Registry, person_id: uuid.UUID, action: str) -> list[AuditEvent]:
@@ -200,8 +195,9 @@ def test_a_new_capture_resembling_someone_else_opens_a_recheck_case(registry: Re
     a, b = rng.standard_normal((2, FACE_DIM))
     a /= np.linalg.norm(a)
     b /= np.linalg.norm(b)
-    other = _enrol(registry, factories.member(608, rng, face=_template(a)))
-    pid = _enrol(registry, factories.member(609, rng, face=_template(b), given_name="Samir"))
+    other = _enrol(registry, factories.member(608, rng, face=factories.face_capture(a)))
+    pid = _enrol(registry, factories.member(609, rng, face=factories.face_capture(b),
+                                            given_name="Samir"))
     st = registry.settings
     target = np.array([(st.dedup_review_threshold + st.dedup_match_threshold) / 2, 0.8])
     g = np.array([[1.0, a @ b], [a @ b, 1.0]])
@@ -211,10 +207,10 @@ def test_a_new_capture_resembling_someone_else_opens_a_recheck_case(registry: Re
     v = x[0] * a + x[1] * b + np.sqrt(1 - x @ target) * u / np.linalg.norm(u)
 
     # Earlier, a capture that did not verify was held for adjudicators (a `recapture` case).
-    held = _recapture(registry, pid, face=_template(a - b), request_adjudication=True)
+    held = _recapture(registry, pid, face=factories.face_capture(a - b), request_adjudication=True)
     assert held.held and held.case_id is not None
 
-    result = _recapture(registry, pid, face=_template(v))
+    result = _recapture(registry, pid, face=factories.face_capture(v))
 
     assert result.verified_by == "face" and result.case_id is not None
     # "Same person" on the recheck links the record; its other undecided case is closed and

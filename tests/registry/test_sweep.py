@@ -3,7 +3,6 @@ under laxer thresholds is found by a later sweep and put to adjudicators once.""
 
 from __future__ import annotations
 
-import base64
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -12,7 +11,6 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from sanad.abis.templates import encode_template
 from sanad.biometrics.synthetic import FACE_DIM
 from sanad.registry.adjudication import Verdict, decide_case
 from sanad.registry.db import transaction
@@ -25,16 +23,11 @@ from tests import factories
 CTX = EnrolmentContext(officer="auditor-1")
 
 
-def _template(v: np.ndarray) -> dict[str, Any]:
-    v = v / np.linalg.norm(v)
-    return {"template": base64.b64encode(encode_template(v.astype(np.float32))).decode(),
-            "quality": 0.9}
-
-
 def _enrol(reg: Registry, face: np.ndarray, n: int) -> uuid.UUID:
     """One active person with this face and biographic data unlike the others'."""
     rng = np.random.default_rng(n)
-    member = factories.member(700 + n, rng, face=_template(face),
+    member = factories.member(700 + n, rng,
+                              face=factories.face_capture(face / np.linalg.norm(face)),
                               given_name=["Samir", "Omar", "Khalil"][n],
                               family_name=["Haddad", "Nasser", "Saleh"][n],
                               father_name=["Karim", "Fadi", "Tariq"][n],
